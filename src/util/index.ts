@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./fs.js";
+export * from "./lock.js";
+export * from "./streams.js";
+export * from "./format.js";
