@@ -37,6 +37,17 @@ export const ERROR_CODES = {
   PLATFORM_MISMATCH: { kind: "notFound", doc: "no manifest in an index matches the wanted platform" },
   TEMPLATE_ERROR: { kind: "invalidArgument", doc: "a --format template does not parse or execute" },
   IO_ERROR: { kind: "internal", doc: "a file-system operation failed" },
+  REPOSITORY_NOT_FOUND: { kind: "notFound", doc: "no repository of that name in the registry" },
+  MANIFEST_NOT_FOUND: { kind: "notFound", doc: "no manifest with that tag or digest in the repository" },
+  MANIFEST_REFERENCE_MISSING: {
+    kind: "failedPrecondition",
+    doc: "a manifest refers to a blob or child manifest the repository does not have",
+  },
+  UPLOAD_NOT_FOUND: { kind: "notFound", doc: "no blob upload session with that ID in the repository" },
+  UPLOAD_RANGE_INVALID: { kind: "invalidArgument", doc: "an upload chunk does not start where the session ends" },
+  UNAUTHENTICATED: { kind: "unauthenticated", doc: "the request needs credentials, or they are wrong" },
+  PERMISSION_DENIED: { kind: "permissionDenied", doc: "the caller may not do this action on this resource" },
+  RATE_LIMITED: { kind: "unavailable", doc: "too many failed logins from this client; retry later" },
   INTERNAL: { kind: "internal", doc: "a bug in Strata" },
 } as const satisfies Record<string, { kind: ErrorKind; doc: string }>;
 
