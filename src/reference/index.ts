@@ -3,3 +3,36 @@
  * them. Pure: no I/O. See README.md.
  */
 export { grammar } from "./grammar.js";
+export {
+  DEFAULT_DOMAIN,
+  DEFAULT_TAG,
+  familiarName,
+  familiarString,
+  LEGACY_DEFAULT_DOMAIN,
+  OFFICIAL_REPO_PREFIX,
+  parseAnyReference,
+  parseDockerRef,
+  parseNamed,
+  parseNormalizedNamed,
+  splitDockerDomain,
+  withDefaultTag,
+} from "./normalize.js";
+export {
+  type AnyReference,
+  type DigestReference,
+  isNamed,
+  isNameOnly,
+  NAME_TOTAL_LENGTH_MAX,
+  type ParseOptions,
+  parseReference,
+  REFERENCE_ERRORS,
+  type Reference,
+  referenceString,
+  repositoryName,
+  splitDomain,
+  trimNamed,
+  validateTag,
+  withDigest,
+  withName,
+  withTag,
+} from "./reference.js";
