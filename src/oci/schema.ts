@@ -47,7 +47,7 @@ export const descriptorSchema = z.looseObject({
   platform: platformSchema.optional(),
   artifactType: mediaType.optional(),
 });
-export type Descriptor = Omit<z.infer<typeof descriptorSchema>, "digest"> & { digest: Digest };
+export type Descriptor = z.infer<typeof descriptorSchema> & { digest: Digest };
 
 export const manifestSchema = z.looseObject({
   schemaVersion: z.literal(2),
@@ -58,7 +58,7 @@ export const manifestSchema = z.looseObject({
   subject: descriptorSchema.optional(),
   annotations: stringMap.optional(),
 });
-export type Manifest = Omit<z.infer<typeof manifestSchema>, "config" | "layers" | "subject"> & {
+export type Manifest = z.infer<typeof manifestSchema> & {
   config: Descriptor;
   layers: Descriptor[];
   subject?: Descriptor;
@@ -72,7 +72,7 @@ export const indexSchema = z.looseObject({
   subject: descriptorSchema.optional(),
   annotations: stringMap.optional(),
 });
-export type Index = Omit<z.infer<typeof indexSchema>, "manifests" | "subject"> & {
+export type Index = z.infer<typeof indexSchema> & {
   manifests: Descriptor[];
   subject?: Descriptor;
 };
@@ -124,9 +124,14 @@ export const imageConfigSchema = z.looseObject({
   rootfs: z.looseObject({ type: z.literal("layers"), diff_ids: z.array(digest) }),
   history: nullable(z.array(historySchema)),
 });
-export type ImageConfig = Omit<z.infer<typeof imageConfigSchema>, "rootfs"> & {
+export type ImageConfig = z.infer<typeof imageConfigSchema> & {
   rootfs: { type: "layers"; diff_ids: Digest[] };
 };
+
+/** rootfs.diff_ids typed as digests (validated by the schema). */
+export function diffIdsOf(c: ImageConfig): Digest[] {
+  return c.rootfs.diff_ids as Digest[];
+}
 
 export const layoutSchema = z.looseObject({ imageLayoutVersion: z.literal("1.0.0") });
 

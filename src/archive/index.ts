@@ -1,0 +1,3 @@
+export * from "./import.js";
+export * from "./load.js";
+export * from "./save.js";

@@ -1,0 +1,87 @@
+import { Command, CommanderError, Option } from "commander";
+import { Engine } from "../engine/index.js";
+import { errorMessage } from "../util/index.js";
+import { registerImageCommands } from "./commands/images.js";
+import type { Context } from "./context.js";
+import { ExitError, type Io, defaultIo } from "./output.js";
+
+export const VERSION = "0.1.0";
+
+/** Build the `strata` program. Every command mirrors the docker command of the same name. */
+export function buildProgram(io: Io): { program: Command; ctx: Context } {
+  const program = new Command("strata");
+  let engine: Promise<Engine> | undefined;
+  const ctx: Context = {
+    io,
+    engine: () => {
+      engine ??= Engine.open({ root: program.opts().root });
+      return engine;
+    },
+  };
+  program
+    .description("A container image engine: build, store, ship and run OCI and Docker images")
+    .version(VERSION, "-v, --version", "Print version information and quit")
+    .addOption(new Option("--root <dir>", "Root of the image store (default $STRATA_ROOT, /var/lib/strata as root)"))
+    .helpOption("-h, --help", "Print usage")
+    .showSuggestionAfterError(true)
+    .enablePositionalOptions(false);
+  registerImageCommands(program, ctx);
+  configureErrors(program, io);
+  return { program, ctx };
+}
+
+/** Docker prints usage errors as `unknown flag: --x\nSee 'docker images --help'.` and exits 125. */
+function configureErrors(cmd: Command, io: Io): void {
+  cmd.exitOverride();
+  cmd.configureOutput({
+    writeOut: (s) => io.out.write(s),
+    writeErr: (s) => io.err.write(s),
+    outputError: () => {},
+  });
+  for (const sub of cmd.commands) configureErrors(sub, io);
+}
+
+function commandPath(cmd: Command | null): string {
+  const names: string[] = [];
+  for (let c = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/** Run the CLI; resolves to the exit status. */
+export async function run(argv: string[], io: Io = defaultIo()): Promise<number> {
+  const { program } = buildProgram(io);
+  let current: Command | null = program;
+  program.hook("preAction", (_t, action) => {
+    current = action;
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
+      if (e.code === "commander.help") return 0;
+      const msg = e.message.replace(/^error: /, "");
+      const unknown = /unknown option '([^']+)'/.exec(msg);
+      const where = commandPath(current);
+      if (unknown) {
+        io.err.write(`unknown flag: ${unknown[1]}\nSee '${where} --help'.\n`);
+        return 125;
+      }
+      if (e.code === "commander.unknownCommand") {
+        const name = /unknown command '([^']+)'/.exec(msg)?.[1] ?? "";
+        io.err.write(`strata: '${name}' is not a strata command.\nSee 'strata --help'\n`);
+        return 1;
+      }
+      io.err.write(`${msg}\nSee '${where} --help'.\n`);
+      return e.code === "commander.missingArgument" || e.code === "commander.excessArguments" ? 1 : 125;
+    }
+    if (e instanceof ExitError) {
+      io.err.write(`Error: ${e.message}\n`);
+      return e.status;
+    }
+    io.err.write(`Error: ${errorMessage(e)}\n`);
+    if (process.env.STRATA_DEBUG && e instanceof Error) io.err.write(`${e.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,3 @@
+export * from "./engine.js";
+export * from "./images.js";
+export * from "./changes.js";

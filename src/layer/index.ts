@@ -1,0 +1,2 @@
+export * from "./compression.js";
+export * from "./scan.js";

@@ -1,0 +1,3 @@
+export * from "./content.js";
+export * from "./meta.js";
+export * from "./store.js";

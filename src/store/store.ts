@@ -1,0 +1,260 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Image, Layer } from "../image/index.js";
+import { TarScanner } from "../layer/index.js";
+import {
+  type Digest,
+  type ImageConfig,
+  MediaType,
+  type Parsed,
+  chainIds,
+  diffIdsOf as diffIdsOfConfig,
+  parseDigest,
+  parseImageConfig,
+  parseManifest,
+} from "../oci/index.js";
+import { StrataError, atomicWriteFile, exists } from "../util/index.js";
+import { ContentStore } from "./content.js";
+import { type ImageRecord, type LayerRecord, type MetaDoc, MetaStore, layoutIndex } from "./meta.js";
+
+export interface PutImageInput {
+  config: Parsed<ImageConfig>;
+  /** One record per rootfs.diff_ids entry; the blobs must already be in the store. */
+  layers: LayerRecord[];
+  /** Full references to point at this image. */
+  tags?: string[];
+  repoDigests?: string[];
+}
+
+export interface PutImageResult {
+  record: ImageRecord;
+  /** Image IDs that lost a tag to this one. */
+  retagged: Digest[];
+}
+
+export interface RemovedBlobs {
+  images: Digest[];
+  /** Layer chain IDs whose last reference went (what Docker prints as Deleted: lines). */
+  layers: Digest[];
+  reclaimed: number;
+}
+
+/**
+ * The local store: content plus image metadata, laid out as an OCI image layout.
+ *
+ *   <root>/oci-layout              {"imageLayoutVersion":"1.0.0"}
+ *   <root>/index.json              tagged images (derived from meta/)
+ *   <root>/blobs/sha256/…          configs, manifests, uncompressed layers (by diffId), compressed variants
+ *   <root>/ingest/                 partial writes
+ *   <root>/meta/images.json        image records, tags, layers
+ */
+export class Store {
+  readonly content: ContentStore;
+  readonly meta: MetaStore;
+
+  private constructor(readonly root: string) {
+    this.content = new ContentStore(root);
+    this.meta = new MetaStore(root);
+  }
+
+  static async open(root: string): Promise<Store> {
+    const s = new Store(path.resolve(root));
+    await fsp.mkdir(s.root, { recursive: true });
+    await s.content.init();
+    await s.meta.init();
+    const layout = path.join(s.root, "oci-layout");
+    if (!(await exists(layout))) await atomicWriteFile(layout, '{"imageLayoutVersion":"1.0.0"}');
+    const index = path.join(s.root, "index.json");
+    if (!(await exists(index))) await atomicWriteFile(index, layoutIndex(await s.meta.read()));
+    await s.content.cleanIngest();
+    return s;
+  }
+
+  /**
+   * Ingest an uncompressed layer tar: hashed, scanned for hostile entries and sized in
+   * one pass. Returns the record to pass to putImage.
+   */
+  async ingestLayer(
+    tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
+    opts: { expectedDiffId?: Digest; what?: string; signal?: AbortSignal } = {},
+  ): Promise<LayerRecord> {
+    const scanner = new TarScanner({ what: opts.what ?? "layer" });
+    const r = await this.content.ingest(tar, {
+      expected: opts.expectedDiffId ? { digest: opts.expectedDiffId } : undefined,
+      tees: [scanner],
+      what: opts.what ?? "layer",
+      signal: opts.signal,
+    });
+    return { diffId: r.digest, size: r.size, contentSize: scanner.result().contentSize };
+  }
+
+  /** Record an image whose layer blobs are already committed. */
+  async putImage(input: PutImageInput): Promise<PutImageResult> {
+    const cfg = input.config;
+    const diffIds = diffIdsOfConfig(cfg.value);
+    if (diffIds.length !== input.layers.length || diffIds.some((d, i) => input.layers[i]!.diffId !== d))
+      throw new StrataError("INVALID_ARCHIVE", "image config rootfs.diff_ids do not match the image's layers");
+    for (const l of input.layers)
+      if (!(await this.content.has(l.diffId))) throw new StrataError("BLOB_NOT_FOUND", `layer ${l.diffId} not found`);
+    await this.content.putBytes(cfg.raw, { digest: cfg.digest });
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: { mediaType: MediaType.OciConfig, digest: cfg.digest, size: cfg.raw.length },
+      layers: input.layers.map((l) => ({ mediaType: MediaType.OciLayer, digest: l.diffId, size: l.size })),
+    };
+    const m = await this.content.putBytes(JSON.stringify(manifest));
+    const now = new Date().toISOString();
+    return this.meta.update((doc) => {
+      const prev = doc.images[cfg.digest];
+      const record: ImageRecord = {
+        id: cfg.digest as Digest,
+        manifest: m.digest,
+        manifestSize: m.size,
+        created: cfg.value.created,
+        size: input.layers.reduce((n, l) => n + l.contentSize, 0),
+        repoDigests: [...new Set([...(prev?.repoDigests ?? []), ...(input.repoDigests ?? [])])],
+        lastTagTime: prev?.lastTagTime,
+        added: prev?.added ?? now,
+      };
+      for (const l of input.layers) {
+        const old = doc.layers[l.diffId];
+        doc.layers[l.diffId] = { ...l, compressed: mergeVariants(old?.compressed, l.compressed) };
+      }
+      doc.images[record.id] = record;
+      const retagged = new Set<Digest>();
+      for (const t of input.tags ?? []) {
+        const old = doc.tags[t];
+        if (old && old !== record.id) retagged.add(old);
+        doc.tags[t] = record.id;
+        record.lastTagTime = now;
+      }
+      return { record, retagged: [...retagged] };
+    });
+  }
+
+  /** Open an image view over the store's blobs. */
+  async image(id: Digest, doc?: MetaDoc): Promise<Image & { record: ImageRecord }> {
+    const meta = doc ?? (await this.meta.read());
+    const record = meta.images[id];
+    if (!record) throw new StrataError("IMAGE_NOT_FOUND", `No such image: ${id}`);
+    const config = parseImageConfig(await this.content.readSmall(record.id));
+    const layers: Layer[] = diffIdsOfConfig(config.value).map((diffId) => {
+      const lr = meta.layers[diffId];
+      return {
+        diffId,
+        size: lr?.size ?? 0,
+        open: () => this.content.open(diffId),
+      };
+    });
+    return { id: record.id, config, layers, record };
+  }
+
+  async manifestOf(record: ImageRecord) {
+    return parseManifest(await this.content.readSmall(record.manifest));
+  }
+
+  /** Blobs reachable from the remaining images. */
+  static liveBlobs(doc: MetaDoc, configs: Map<Digest, Digest[]>): Set<string> {
+    const live = new Set<string>();
+    for (const img of Object.values(doc.images)) {
+      live.add(img.id);
+      live.add(img.manifest);
+      for (const d of configs.get(img.id) ?? []) {
+        live.add(d);
+        for (const v of doc.layers[d]?.compressed ?? []) live.add(v.digest);
+      }
+    }
+    return live;
+  }
+
+  /**
+   * Delete image records (inside a meta.update) and then the blobs only they used. The
+   * caller has already decided policy (tags, containers); this only removes.
+   */
+  async removeImages(ids: Digest[]): Promise<RemovedBlobs> {
+    const diffIdsOf = new Map<Digest, Digest[]>();
+    const readDiffIds = async (doc: MetaDoc) => {
+      for (const img of Object.values(doc.images)) {
+        if (diffIdsOf.has(img.id)) continue;
+        try {
+          const cfg = parseImageConfig(await this.content.readSmall(img.id));
+          diffIdsOf.set(img.id, diffIdsOfConfig(cfg.value));
+        } catch {
+          diffIdsOf.set(img.id, []);
+        }
+      }
+    };
+    return this.meta.update(async (doc) => {
+      await readDiffIds(doc);
+      const removed: ImageRecord[] = [];
+      for (const id of ids) {
+        const rec = doc.images[id];
+        if (!rec) continue;
+        removed.push(rec);
+        delete doc.images[id];
+        for (const [t, v] of Object.entries(doc.tags)) if (v === id) delete doc.tags[t];
+      }
+      const live = Store.liveBlobs(doc, diffIdsOf);
+      let reclaimed = 0;
+      const deletedLayers: Digest[] = [];
+      for (const rec of removed) {
+        const diffIds = diffIdsOf.get(rec.id) ?? [];
+        const chains = chainIds(diffIds);
+        const candidates: string[] = [rec.id, rec.manifest];
+        diffIds.forEach((d, i) => {
+          if (!live.has(d)) {
+            const lr = doc.layers[d];
+            if (lr) {
+              reclaimed += lr.contentSize;
+              for (const v of lr.compressed ?? []) candidates.push(v.digest);
+              delete doc.layers[d];
+              deletedLayers.push(chains[i]!);
+            }
+            candidates.push(d);
+          }
+        });
+        for (const c of candidates) if (!live.has(c)) await this.content.delete(parseDigest(c));
+      }
+      return { images: removed.map((r) => r.id), layers: deletedLayers, reclaimed };
+    });
+  }
+
+  /**
+   * Sweep blobs no image references. Blobs younger than `graceMs` are kept: a concurrent
+   * load or pull may have committed them and not yet recorded its image.
+   */
+  async sweep(opts: { graceMs?: number } = {}): Promise<{ removed: number; reclaimed: number }> {
+    const grace = opts.graceMs ?? 15 * 60_000;
+    const cutoff = Date.now() - grace;
+    return this.meta.locked(async () => {
+      const doc = await this.meta.read();
+      const diffIdsOf = new Map<Digest, Digest[]>();
+      for (const img of Object.values(doc.images)) {
+        try {
+          diffIdsOf.set(img.id, diffIdsOfConfig(parseImageConfig(await this.content.readSmall(img.id)).value));
+        } catch {
+          diffIdsOf.set(img.id, []);
+        }
+      }
+      const live = Store.liveBlobs(doc, diffIdsOf);
+      let removed = 0;
+      let reclaimed = 0;
+      for await (const b of this.content.walk()) {
+        if (live.has(b.digest) || b.mtimeMs > cutoff) continue;
+        if (await this.content.delete(b.digest)) {
+          removed++;
+          reclaimed += b.size;
+        }
+      }
+      return { removed, reclaimed };
+    });
+  }
+}
+
+function mergeVariants(a?: LayerRecord["compressed"], b?: LayerRecord["compressed"]) {
+  const all = [...(a ?? []), ...(b ?? [])];
+  if (!all.length) return undefined;
+  const seen = new Map(all.map((v) => [v.digest, v]));
+  return [...seen.values()];
+}
