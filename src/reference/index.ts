@@ -3,6 +3,7 @@
  * them. Pure: no I/O. See README.md.
  */
 export { grammar } from "./grammar.js";
+export { BAD_PATTERN, familiarMatch, pathMatch } from "./match.js";
 export {
   DEFAULT_DOMAIN,
   DEFAULT_TAG,
