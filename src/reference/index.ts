@@ -37,3 +37,16 @@ export {
   withName,
   withTag,
 } from "./reference.js";
+export {
+  DOCKER_HUB_INDEX_SERVER,
+  DOCKER_HUB_REGISTRY_HOST,
+  type IndexInfo,
+  indexInfo,
+  isDockerHub,
+  isLoopbackHost,
+  parseIPv4,
+  parseIPv6,
+  registryHost,
+  splitHostPort,
+} from "./registry.js";
+export { compareCodePoints, sortReferences } from "./sort.js";
