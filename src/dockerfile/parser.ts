@@ -10,10 +10,8 @@
 import { type Directive, DirectiveParser } from "./directives.js";
 import { DEFAULT_DOCKERFILE_NAME, ReasonError, syntaxError } from "./errors.js";
 import { type Heredoc, heredocsFromLine } from "./heredoc.js";
+import type { EscapeToken } from "./shell.js";
 import { goQuote, isSpace, splitWhitespace, splitWhitespace2, trimLeftSpace, trimSpace } from "./text.js";
-
-/** The esc character: `\` by default, or a backtick chosen with `# esc=``. */
-export type EscapeToken = "\\" | "`";
 
 /** One instruction of the AST (BuildKit `parser.Node`, flattened). */
 export interface Node {
@@ -434,7 +432,7 @@ export function parseJSONArray(rest: string): string[] | undefined {
   const out: string[] = [];
   for (const e of v) {
     if (typeof e !== "string") throw new ReasonError(NOT_STRING_ARRAY);
-    // Go decodes an unpaired \uXXXX surrogate esc as U+FFFD.
+    // Go decodes an unpaired \uXXXX surrogate escape as U+FFFD.
     out.push(e.replace(LONE_SURROGATES_G, "\uFFFD"));
   }
   return out;
