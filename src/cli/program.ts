@@ -41,6 +41,20 @@ function configureErrors(cmd: Command, io: Io): void {
   for (const sub of cmd.commands) configureErrors(sub, io);
 }
 
+/** The (sub)command argv names, for usage messages: `strata image ls`. */
+function commandFor(program: Command, argv: string[]): Command {
+  let cmd = program;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--root") i++;
+    if (a.startsWith("-")) continue;
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
 function commandPath(cmd: Command | null): string {
   const names: string[] = [];
   for (let c = cmd; c; c = c.parent) names.unshift(c.name());
@@ -50,10 +64,7 @@ function commandPath(cmd: Command | null): string {
 /** Run the CLI; resolves to the exit status. */
 export async function run(argv: string[], io: Io = defaultIo()): Promise<number> {
   const { program } = buildProgram(io);
-  let current: Command | null = program;
-  program.hook("preAction", (_t, action) => {
-    current = action;
-  });
+  const current = commandFor(program, argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

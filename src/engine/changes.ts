@@ -27,9 +27,9 @@ export function applyChanges(changes: string[], base: ContainerConfig = {}): Con
           break;
         case "env": {
           const env = [...(c.Env ?? [])];
-          for (let i = 0; i + 1 < args.length; i += 2) {
+          for (let i = 0; i + 1 < args.length; i += 3) {
             const k = args[i]!;
-            const v = args[i + 1]!;
+            const v = unquote(args[i + 1]!);
             const at = env.findIndex((e) => e.startsWith(`${k}=`));
             if (at >= 0) env[at] = `${k}=${v}`;
             else env.push(`${k}=${v}`);
@@ -39,7 +39,7 @@ export function applyChanges(changes: string[], base: ContainerConfig = {}): Con
         }
         case "label": {
           const labels = { ...(c.Labels ?? {}) };
-          for (let i = 0; i + 1 < args.length; i += 2) labels[args[i]!] = args[i + 1]!;
+          for (let i = 0; i + 1 < args.length; i += 3) labels[unquote(args[i]!)] = unquote(args[i + 1]!);
           c.Labels = labels;
           break;
         }
@@ -73,4 +73,21 @@ export function applyChanges(changes: string[], base: ContainerConfig = {}): Con
     }
   }
   return c;
+}
+
+/** The parser keeps quotes in name=value words (expansion removes them); no variables here. */
+function unquote(s: string): string {
+  let out = "";
+  let q: string | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (q) {
+      if (c === q) q = undefined;
+      else if (c === "\\" && q === '"' && i + 1 < s.length) out += s[++i];
+      else out += c;
+    } else if (c === '"' || c === "'") q = c;
+    else if (c === "\\" && i + 1 < s.length) out += s[++i];
+    else out += c;
+  }
+  return out;
 }

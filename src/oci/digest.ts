@@ -23,8 +23,9 @@ export function parseDigest(s: string, opts: { allowUnknown?: boolean } = {}): D
     if (opts.allowUnknown) return s as Digest;
     throw new StrataError("INVALID_DIGEST", "unsupported digest algorithm");
   }
-  if (!/^[a-f0-9]*$/.test(enc)) throw new StrataError("INVALID_DIGEST", "invalid checksum digest format");
+  // go-digest's order: the length first, then the encoding's alphabet.
   if (enc.length !== len) throw new StrataError("INVALID_DIGEST", "invalid checksum digest length");
+  if (!/^[a-f0-9]*$/.test(enc)) throw new StrataError("INVALID_DIGEST", "invalid checksum digest format");
   return s as Digest;
 }
 

@@ -170,6 +170,8 @@ function defineHistory(cmd: Command, ctx: Context) {
 
 function parseBool(v: string | undefined): boolean {
   if (v === undefined) return true;
+  // pflag accepts -H=false; commander hands the short option "=false".
+  v = v.replace(/^=/, "");
   if (/^(1|t|true)$/i.test(v)) return true;
   if (/^(0|f|false)$/i.test(v)) return false;
   throw new ExitError(`invalid argument "${v}" for "-H, --human" flag: strconv.ParseBool: parsing "${v}": invalid syntax`, 125);
