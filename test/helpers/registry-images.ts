@@ -65,7 +65,9 @@ export async function makeImage(
   const layers: Blob[] = [];
   const diffIds: string[] = [];
   for (let i = 0; i < n; i++) {
-    const t = await tarGz({ [`file-${i}.txt`]: `${opts.seed ?? randomBytes(8).toString("hex")} layer ${i}\n` });
+    const t = await tarGz({
+      [`file-${i}.txt`]: `${opts.seed ?? randomBytes(8).toString("hex")} layer ${i}\n`,
+    });
     layers.push(blob(t.gz));
     diffIds.push(t.diffId);
   }
@@ -84,8 +86,16 @@ export async function makeImage(
       schemaVersion: 2,
       mediaType,
       ...(opts.artifactType ? { artifactType: opts.artifactType } : {}),
-      config: { mediaType: opts.docker ? DOCKER_CONFIG : OCI_CONFIG, digest: config.digest, size: config.size },
-      layers: layers.map((l) => ({ mediaType: opts.docker ? DOCKER_LAYER : OCI_LAYER_GZIP, digest: l.digest, size: l.size })),
+      config: {
+        mediaType: opts.docker ? DOCKER_CONFIG : OCI_CONFIG,
+        digest: config.digest,
+        size: config.size,
+      },
+      layers: layers.map((l) => ({
+        mediaType: opts.docker ? DOCKER_LAYER : OCI_LAYER_GZIP,
+        digest: l.digest,
+        size: l.size,
+      })),
       ...(opts.subject ? { subject: opts.subject } : {}),
       ...(opts.annotations ? { annotations: opts.annotations } : {}),
     }),
@@ -94,7 +104,12 @@ export async function makeImage(
 }
 
 /** Push a blob with a session + one PUT (works on every registry). */
-export async function pushBlob(base: string, repo: string, b: Blob, headers: Record<string, string> = {}): Promise<void> {
+export async function pushBlob(
+  base: string,
+  repo: string,
+  b: Blob,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const post = await request("POST", `${base}/v2/${repo}/blobs/uploads/`, { headers });
   if (post.status !== 202) throw new Error(`POST upload: ${post.status} ${post.body}`);
   const loc = new URL(post.header("location")!, base);

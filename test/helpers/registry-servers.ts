@@ -4,7 +4,7 @@
  * a small raw HTTP client so tests control every header (Content-Length, Content-Range).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, promises as fsp } from "node:fs";
+import { promises as fsp, mkdtempSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
@@ -60,7 +60,13 @@ function waitExit(p: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => p.once("exit", (code) => resolve(code)));
 }
 
-function wrap(kind: RegistryProcess["kind"], url: string, root: string, proc: ChildProcess, log: string[]): RegistryProcess {
+function wrap(
+  kind: RegistryProcess["kind"],
+  url: string,
+  root: string,
+  proc: ChildProcess,
+  log: string[],
+): RegistryProcess {
   return {
     kind,
     url,
@@ -91,7 +97,17 @@ export async function startStrata(
 ): Promise<RegistryProcess> {
   const dir = tempDir("reg");
   const root = opts.root ?? path.join(dir, "root");
-  const args = ["--import", "tsx", CLI, "registry", "serve", "--root", root, "--addr", opts.addr ?? "127.0.0.1:0"];
+  const args = [
+    "--import",
+    "tsx",
+    CLI,
+    "registry",
+    "serve",
+    "--root",
+    root,
+    "--addr",
+    opts.addr ?? "127.0.0.1:0",
+  ];
   if (opts.config) {
     const file = path.join(dir, "config.json");
     await fsp.writeFile(file, JSON.stringify(opts.config));
@@ -106,7 +122,10 @@ export async function startStrata(
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`strata registry did not start: ${log.join("")}`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`strata registry did not start: ${log.join("")}`)),
+      30_000,
+    );
     proc.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\S+)/.exec(out);
@@ -124,11 +143,15 @@ export async function startStrata(
 }
 
 /** Start Debian's CNCF distribution with a generated config.yml (deletes enabled). */
-export async function startDistribution(opts: { htpasswd?: string; root?: string } = {}): Promise<RegistryProcess> {
+export async function startDistribution(
+  opts: { htpasswd?: string; root?: string } = {},
+): Promise<RegistryProcess> {
   const dir = tempDir("cncf");
   const root = opts.root ?? path.join(dir, "root");
   const port = await freePort();
-  const auth = opts.htpasswd ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${opts.htpasswd}\n` : "";
+  const auth = opts.htpasswd
+    ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${opts.htpasswd}\n`
+    : "";
   const yml = `version: 0.1
 log:
   level: error
@@ -188,7 +211,15 @@ export function request(
     headers["Content-Length"] = String(body.length);
   return new Promise((resolve, reject) => {
     const req = mod.request(
-      { method, hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false, rejectUnauthorized: false },
+      {
+        method,
+        hostname: u.hostname,
+        port: u.port,
+        path: u.pathname + u.search,
+        headers,
+        agent: false,
+        rejectUnauthorized: false,
+      },
       (res) => {
         const parts: Buffer[] = [];
         res.on("data", (c: Buffer) => parts.push(c));
@@ -231,7 +262,9 @@ export function basic(user: string, password: string): string {
 export function writeHtpasswd(file: string, users: Record<string, string>): void {
   let first = true;
   for (const [u, p] of Object.entries(users)) {
-    execFileSync("htpasswd", [...(first ? ["-c"] : []), "-B", "-b", "-C", "5", file, u, p], { stdio: "ignore" });
+    execFileSync("htpasswd", [...(first ? ["-c"] : []), "-B", "-b", "-C", "5", file, u, p], {
+      stdio: "ignore",
+    });
     first = false;
   }
 }
