@@ -1,5 +1,6 @@
 export * from "./directives.js";
 export * from "./errors.js";
+export * from "./expand.js";
 export { formatGoDuration, parseGoDuration } from "./go-values.js";
 export * from "./heredoc.js";
 export * from "./instructions.js";

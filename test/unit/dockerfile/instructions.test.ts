@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are Dockerfile text, where ${VAR} is literal
 import { describe, expect, it } from "vitest";
 import {
   type AddCommand,
