@@ -1,5 +1,4 @@
 import { createReadStream } from "node:fs";
-import { pipeline } from "node:stream/promises";
 import { extract as tarExtract } from "tar-stream";
 import { TarProbe, type LayerScan, TarScanner, cleanEntryPath, decompressor, peekCompression } from "../layer/index.js";
 import {
@@ -70,18 +69,27 @@ export async function loadArchive(
   const members = new Map<string, Member>();
   const links = new Map<string, string>();
   const staged: StagedBlob[] = [];
+  const group = store.content.newGroup();
+  let current: { destroy(e?: Error): void } | undefined;
   let sawEntry = false;
 
   const ex = tarExtract();
   ex.on("entry", (h, entry, next) => {
     sawEntry = true;
+    current = entry as unknown as { destroy(e?: Error): void };
     (async () => {
       if (h.name.split("/").includes("..") || h.name.startsWith("/"))
         throw new StrataError("UNSAFE_PATH", `invalid archive member "${h.name}": path escapes the archive`);
       const name = cleanEntryPath(h.name);
       if (h.type === "file" || h.type === "contiguous-file") {
         const probe = new TarProbe({ what: `layer ${name}` });
-        const s = await store.content.stage(entry as unknown as AsyncIterable<Buffer>, { tees: [probe], what: name, signal: opts.signal });
+        const pending = store.content.stage(entry as unknown as AsyncIterable<Buffer>, {
+          tees: [probe],
+          what: name,
+          signal: opts.signal,
+          group,
+        });
+        const s = await pending;
         staged.push(s);
         members.set(name, { staged: s, probe: probe.result() });
       } else if (h.type === "symlink" || h.type === "link") {
@@ -98,16 +106,23 @@ export async function loadArchive(
         await new Promise<void>((r) => entry.on("end", () => r()));
       }
     })().then(
-      () => next(),
-      (e) => next(e),
+      () => {
+        current = undefined;
+        next();
+      },
+      (e) => {
+        current = undefined;
+        next(e);
+      },
     );
   });
 
   try {
     try {
-      if (dec) await pipeline(stream, dec, ex, { signal: opts.signal });
-      else await pipeline(stream, ex, { signal: opts.signal });
+      await extractAll(stream, dec, ex, opts.signal);
     } catch (e) {
+      // tar-stream leaves the member being read open: end it so its staged file goes.
+      current?.destroy(e as Error);
       if (e instanceof StrataError) throw e;
       throw new StrataError("INVALID_ARCHIVE", `invalid tar archive: ${(e as Error).message}`, { cause: e });
     }
@@ -217,6 +232,7 @@ export async function loadArchive(
             expected: { digest: want },
             tees: [scanner],
             what: `layer ${i + 1}`,
+            group,
           });
           staged.push(plain);
           blob = plain;
@@ -233,7 +249,42 @@ export async function loadArchive(
     return out;
   } finally {
     for (const s of staged) await s.discard().catch(() => {});
+    await store.content.discardGroup(group);
   }
+}
+
+/**
+ * Feed an archive into the extractor. Settles on the first error of any stage (Node's
+ * pipeline would wait for tar-stream's extractor to close, which it does not do while an
+ * entry is still being consumed), or when the extractor finishes.
+ */
+function extractAll(
+  source: NodeJS.ReadableStream,
+  dec: NodeJS.ReadWriteStream | undefined,
+  ex: NodeJS.WritableStream,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      for (const st of [source, dec, ex] as ({ destroy?: (e?: Error) => void } | undefined)[]) st?.destroy?.();
+      reject(e);
+    };
+    source.on("error", fail);
+    dec?.on("error", fail);
+    ex.on("error", fail);
+    ex.on("finish", () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    });
+    signal?.addEventListener("abort", () => fail(new StrataError("IO_ERROR", "load cancelled")), { once: true });
+    if (dec) source.pipe(dec).pipe(ex);
+    else source.pipe(ex);
+  });
 }
 
 function refFromAnnotation(a: Record<string, string> | undefined): string | undefined {

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
 import { registerImageCommands } from "./commands/images.js";
+import { registerRegistryCommands } from "./commands/registry.js";
 import type { Context } from "./context.js";
 import { ExitError, type Io, defaultIo } from "./output.js";
 
@@ -26,6 +27,7 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
     .showSuggestionAfterError(true)
     .enablePositionalOptions(false);
   registerImageCommands(program, ctx);
+  registerRegistryCommands(program);
   configureErrors(program, io);
   return { program, ctx };
 }

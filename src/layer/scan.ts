@@ -84,6 +84,8 @@ export class TarScanner extends Writable {
         checkTarHeader(h, this.opts);
       } catch (e) {
         this.failure = e as Error;
+        // The entry stream errors too when the extractor is destroyed: nobody else listens.
+        stream.on("error", () => {});
         this.ex.destroy(e as Error);
         return;
       }

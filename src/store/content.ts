@@ -35,6 +35,8 @@ export interface IngestOptions {
   limit?: number;
   what?: string;
   signal?: AbortSignal;
+  /** Groups staged files of one operation so it can drop them all (see discardGroup). */
+  group?: string;
 }
 
 /** A verified blob written to ingest/ but not yet visible: commit() or discard() it. */
@@ -133,7 +135,7 @@ export class ContentStore {
   async stage(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, opts: IngestOptions = {}): Promise<StagedBlob> {
     const what = opts.what ?? "blob";
     const alg = opts.expected?.digest ? opts.expected.digest.slice(0, opts.expected.digest.indexOf(":")) : "sha256";
-    const tmp = this.tempPath();
+    const tmp = this.tempPath(opts.group);
     const fh = await fsp.open(tmp, "w", 0o644);
     const hash = createHash(alg);
     let size = 0;
@@ -204,8 +206,23 @@ export class ContentStore {
     }
   }
 
-  private tempPath(): string {
-    return path.join(this.ingestDir, `${process.pid}-${randomBytes(6).toString("hex")}`);
+  private tempPath(group?: string): string {
+    return path.join(this.ingestDir, `${process.pid}-${group ? `${group}-` : ""}${randomBytes(6).toString("hex")}`);
+  }
+
+  /** A fresh group name for stage(). */
+  newGroup(): string {
+    return randomBytes(6).toString("hex");
+  }
+
+  /**
+   * Remove every staged file of a group, whether or not its writer has settled: an
+   * operation that failed half-way leaves nothing behind even if a stream never closed.
+   */
+  async discardGroup(group: string): Promise<void> {
+    const prefix = `${process.pid}-${group}-`;
+    const names = await fsp.readdir(this.ingestDir).catch(() => [] as string[]);
+    for (const n of names) if (n.startsWith(prefix)) await fsp.rm(path.join(this.ingestDir, n), { force: true });
   }
 
   private async commitFile(tmp: string, d: Digest): Promise<void> {
