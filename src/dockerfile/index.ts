@@ -1,4 +1,5 @@
 export * from "./directives.js";
+export * from "./dockerignore.js";
 export * from "./errors.js";
 export * from "./expand.js";
 export { formatGoDuration, parseGoDuration } from "./go-values.js";
