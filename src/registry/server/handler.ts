@@ -33,6 +33,8 @@ interface Ctx {
   path: string;
   query: URLSearchParams;
   start: bigint;
+  /** Captured at once: the socket is gone by the time a closed response finishes. */
+  addr: string;
   user?: string;
   claims?: TokenClaims;
   /** Credentials were presented and checked (Basic or a valid token). */
@@ -79,6 +81,7 @@ export class RegistryHandler {
       path: q < 0 ? raw : raw.slice(0, q),
       query: new URLSearchParams(q < 0 ? "" : raw.slice(q + 1)),
       start: process.hrtime.bigint(),
+      addr: req.socket?.remoteAddress ?? "-",
       authenticated: false,
       bytes: 0,
     };
@@ -89,11 +92,14 @@ export class RegistryHandler {
 
   private logLine(ctx: Ctx): void {
     const ms = Number(process.hrtime.bigint() - ctx.start) / 1e6;
-    const addr = ctx.req.socket.remoteAddress ?? "-";
     const err = ctx.error ? ` error=${JSON.stringify(ctx.error)}` : "";
-    this.d.config.logger(
-      `${addr} ${ctx.user ?? "-"} "${ctx.req.method} ${ctx.req.url}" ${ctx.res.statusCode} ${ctx.bytes} ${ms.toFixed(1)}ms${err}`,
-    );
+    try {
+      this.d.config.logger(
+        `${ctx.addr} ${ctx.user ?? "-"} "${ctx.req.method} ${ctx.req.url}" ${ctx.res.statusCode} ${ctx.bytes} ${ms.toFixed(1)}ms${err}`,
+      );
+    } catch {
+      // A failing log sink must not take the server down.
+    }
   }
 
   private fail(ctx: Ctx, e: unknown): void {
@@ -255,7 +261,7 @@ export class RegistryHandler {
   }
 
   private async checkPassword(ctx: Ctx, user: string, password: string): Promise<void> {
-    const addr = ctx.req.socket.remoteAddress ?? "";
+    const addr = ctx.addr;
     const wait = this.d.failedLogins.retryAfter(addr);
     if (wait > 0)
       throw new HttpError(429, "TOOMANYREQUESTS", "too many failed login attempts", {
