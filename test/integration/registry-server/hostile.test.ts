@@ -29,6 +29,7 @@ function raw(
   port: number,
   chunks: (string | Buffer)[],
   delayMs = 0,
+  endAfter = false,
 ): Promise<{ text: string; closedAfterMs: number }> {
   return new Promise((resolve, reject) => {
     const start = Date.now();
