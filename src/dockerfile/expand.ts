@@ -47,6 +47,8 @@ export interface BaseImageConfig {
   onBuild?: string[];
   /** The image's OS; `windows` gets no default PATH. */
   os?: string;
+  /** The image config's User (checked by the RunAsRoot lint rule). */
+  user?: string;
 }
 
 export interface ExpandOptions {
@@ -641,10 +643,11 @@ function dispatch(ctx: DispatchContext, cmd: Command): Omit<ExpandedInstruction<
   const used = new Set<string>();
   const undef = new Set<string>();
   const loc = cmd.location;
-  const declaredBefore = new Set(st.declaredArgs);
+  // Declared ARGs are not undefined even without a value (BuildKit checks the live list, so an
+  // ARG may use a name declared earlier in the same instruction).
   const note = (r: { used: Set<string>; unmatched: Set<string> }) => {
     for (const k of r.used) used.add(k);
-    for (const k of r.unmatched) if (!declaredBefore.has(k) && !NON_ENV_ARGS.has(k)) undef.add(k);
+    for (const k of r.unmatched) if (!st.declaredArgs.includes(k) && !NON_ENV_ARGS.has(k)) undef.add(k);
   };
   const w = (s: string): string => {
     const r = ctx.word(s, st.buildEnv, loc);

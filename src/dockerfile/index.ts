@@ -5,6 +5,8 @@ export * from "./expand.js";
 export { formatGoDuration, parseGoDuration } from "./go-values.js";
 export * from "./heredoc.js";
 export * from "./instructions.js";
+export * from "./lint.js";
+export * from "./lint-rules.js";
 export * from "./parser.js";
 export * from "./run-mounts.js";
 export * from "./shell.js";
