@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# setup.sh — install what Strata and its tests need on Debian 12 (as root), then build.
+# Idempotent: safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  runc crun                      # OCI runtimes for RUN steps and containers
+  busybox-static                 # base images made locally (no Docker Hub here)
+  skopeo umoci                   # interop: OCI tools read our store and archives
+  docker.io                      # dockerd 20.10 for interop tests (docker load/save/run/push/pull)
+  docker-registry apache2-utils  # CNCF distribution registry, htpasswd
+  wrk hyperfine                  # benchmarks
+  attr                           # setfattr/getfattr: overlay whiteouts and opaque dirs
+  tar gzip bzip2 xz-utils openssl ca-certificates
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's docker.io and docker-registry packages start services; Strata's tests start
+# their own private instances on loopback, so the system ones are stopped if running.
+systemctl stop docker.service docker.socket docker-registry.service 2>/dev/null || true
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent

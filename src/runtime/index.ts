@@ -1,0 +1,3 @@
+export * from "./runner.js";
+export * from "./spec.js";
+export * from "./user.js";

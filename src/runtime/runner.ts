@@ -1,0 +1,82 @@
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { StrataError } from "../util/index.js";
+import { type SpecOptions, generateSpec } from "./spec.js";
+
+export interface RunOptions {
+  spec: SpecOptions;
+  /** Directory for the bundle (config.json); removed afterwards. */
+  bundleDir: string;
+  /** Receives the process's stdout and stderr as they come. */
+  onOutput?: (chunk: Buffer, stream: "stdout" | "stderr") => void;
+  stdin?: NodeJS.ReadableStream;
+  signal?: AbortSignal;
+  /** Runtime binary: runc by default (crun 1.8 refuses hybrid cgroup v1 hosts). */
+  runtime?: string;
+  stateRoot?: string;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** The runtime's own error, when the process could not be started. */
+  runtimeError?: string;
+}
+
+/** Which OCI runtime to use: $STRATA_RUNTIME, else runc, else crun; undefined when none is installed. */
+export function findRuntime(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const candidates = env.STRATA_RUNTIME ? [env.STRATA_RUNTIME] : ["runc", "crun"];
+  for (const c of candidates) {
+    const r = spawnSync("sh", ["-c", `command -v ${c}`], { encoding: "utf8" });
+    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  }
+  return undefined;
+}
+
+/**
+ * Run one process to completion in a root filesystem through the OCI runtime
+ * (`runc run`, foreground, no terminal): stdout and stderr stream to `onOutput`,
+ * the result is the process's exit code.
+ */
+export async function runProcess(o: RunOptions): Promise<RunResult> {
+  const runtime = o.runtime ?? findRuntime();
+  if (!runtime)
+    throw new StrataError("UNSUPPORTED", "no OCI runtime found: RUN needs runc or crun (apt-get install runc)");
+  if (process.getuid?.() !== 0) throw new StrataError("UNSUPPORTED", "RUN needs root (overlayfs mounts and namespaces)");
+  await fsp.mkdir(o.bundleDir, { recursive: true });
+  await fsp.writeFile(path.join(o.bundleDir, "config.json"), JSON.stringify(generateSpec(o.spec)));
+  const id = `strata-${randomBytes(8).toString("hex")}`;
+  const stateRoot = o.stateRoot ?? "/run/strata/runc";
+  await fsp.mkdir(stateRoot, { recursive: true });
+  const child = spawn(runtime, ["--root", stateRoot, "run", "--bundle", o.bundleDir, id], {
+    stdio: [o.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+  });
+  if (o.stdin && child.stdin) o.stdin.pipe(child.stdin);
+  const runtimeErr: Buffer[] = [];
+  child.stdout!.on("data", (c: Buffer) => o.onOutput?.(c, "stdout"));
+  child.stderr!.on("data", (c: Buffer) => {
+    runtimeErr.push(c);
+    if (runtimeErr.length > 64) runtimeErr.shift();
+    o.onOutput?.(c, "stderr");
+  });
+  const onAbort = () => {
+    spawnSync(runtime, ["--root", stateRoot, "kill", id, "KILL"]);
+  };
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const code: number = await new Promise((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (c, sig) => resolve(c ?? (sig ? 128 + 9 : 1)));
+    });
+    const text = Buffer.concat(runtimeErr).toString();
+    // runc reports a failed exec itself; Docker maps "not found" to 127 and "not executable" to 126.
+    const m = /exec: "([^"]+)": (executable file not found in \$PATH|no such file or directory|permission denied)/.exec(text);
+    if (m) return { exitCode: m[2] === "permission denied" ? 126 : 127, runtimeError: m[0] };
+    return { exitCode: code };
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+    spawnSync(runtime, ["--root", stateRoot, "delete", "-f", id], { stdio: "ignore" });
+    await fsp.rm(o.bundleDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,264 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { extract as tarExtract, pack as tarPack } from "tar-stream";
+import { type Digest, chainIds, digestHex } from "../oci/index.js";
+import { StrataError, exists } from "../util/index.js";
+
+/**
+ * Unpacked layers composed with overlayfs (DESIGN.md §3):
+ *
+ *   <root>/snapshots/<chainIdHex>/fs     a committed layer's files, overlay-ready (whiteouts as 0/0 char devices)
+ *   <root>/snapshots/active-<rand>/{fs,work,merged}   a writable snapshot being used by a RUN or a container
+ *
+ * A committed snapshot appears only by rename after it was complete, so a crash leaves
+ * at most an `active-` or `tmp-` directory that `cleanup()` removes.
+ */
+export interface LayerSource {
+  diffId: Digest;
+  open(): Promise<AsyncIterable<Buffer> & NodeJS.ReadableStream>;
+}
+
+export interface ActiveSnapshot {
+  /** The merged view: the root filesystem to run in. */
+  mountpoint: string;
+  /** Where the writes land: the next layer's diff. */
+  upper: string;
+  /** Unmount and delete. */
+  remove(): Promise<void>;
+}
+
+function run(cmd: string, args: string[], opts: { input?: NodeJS.ReadableStream } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
+    const err: Buffer[] = [];
+    p.stderr!.on("data", (c: Buffer) => err.push(c));
+    if (opts.input) {
+      opts.input.on("error", (e) => p.kill() && reject(e));
+      opts.input.pipe(p.stdin!);
+    }
+    p.on("error", reject);
+    p.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(new StrataError("IO_ERROR", `${cmd} ${args[0] ?? ""} failed: ${Buffer.concat(err).toString().trim()}`)),
+    );
+  });
+}
+
+export class Snapshotter {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = path.join(root, "snapshots");
+  }
+
+  private committedPath(chainId: Digest): string {
+    return path.join(this.dir, digestHex(chainId), "fs");
+  }
+
+  async has(chainId: Digest): Promise<boolean> {
+    return exists(this.committedPath(chainId));
+  }
+
+  /**
+   * Make sure every layer of a chain is unpacked; returns the lower dirs, topmost first
+   * (overlayfs's order). Each layer is unpacked once per chain ID and shared.
+   */
+  async ensureChain(layers: readonly LayerSource[]): Promise<string[]> {
+    const ids = chainIds(layers.map((l) => l.diffId));
+    const dirs: string[] = [];
+    for (let i = 0; i < layers.length; i++) {
+      const chainId = ids[i]!;
+      const fs = this.committedPath(chainId);
+      if (!(await exists(fs))) await this.unpack(layers[i]!, chainId);
+      dirs.push(fs);
+    }
+    return dirs.reverse();
+  }
+
+  private async unpack(layer: LayerSource, chainId: Digest): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+    await fsp.mkdir(path.join(tmp, "fs"), { recursive: true });
+    try {
+      // GNU tar does the extraction (ownership, modes, times, xattrs, links) natively;
+      // layers in the store were already checked against breakout entries.
+      await run("tar", ["-x", "-f", "-", "-C", path.join(tmp, "fs"), "--numeric-owner", "-p", "--same-owner", "--xattrs", "--xattrs-include=*"], {
+        input: await layer.open(),
+      });
+      await convertWhiteouts(path.join(tmp, "fs"));
+      const dest = path.join(this.dir, digestHex(chainId));
+      try {
+        await fsp.rename(tmp, dest);
+      } catch (e) {
+        if (!(await exists(path.join(dest, "fs")))) throw e; // else: a racing unpack won
+      }
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** A writable overlay over the chain (or an empty root for scratch). */
+  async prepare(lowers: string[]): Promise<ActiveSnapshot> {
+    const base = path.join(this.dir, `active-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const upper = path.join(base, "fs");
+    const work = path.join(base, "work");
+    const merged = path.join(base, "merged");
+    await fsp.mkdir(upper, { recursive: true });
+    await fsp.mkdir(work, { recursive: true });
+    await fsp.mkdir(merged, { recursive: true });
+    // overlayfs needs at least one lower dir: scratch gets an empty one.
+    const lower = lowers.length ? lowers : [await this.emptyDir()];
+    const opts = `lowerdir=${lower.join(":")},upperdir=${upper},workdir=${work},index=off`;
+    if (opts.length > 4000) throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
+    try {
+      await run("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
+    } catch (e) {
+      await fsp.rm(base, { recursive: true, force: true });
+      throw new StrataError("UNSUPPORTED", `overlayfs mount failed (RUN needs root and overlayfs): ${(e as Error).message}`);
+    }
+    let removed = false;
+    return {
+      mountpoint: merged,
+      upper,
+      remove: async () => {
+        if (removed) return;
+        removed = true;
+        await run("umount", [merged]).catch(() => run("umount", ["-l", merged]).catch(() => {}));
+        await fsp.rm(base, { recursive: true, force: true });
+      },
+    };
+  }
+
+  /** Keep an active snapshot's upper dir as the committed snapshot of a chain ID. */
+  async commitUpper(snap: ActiveSnapshot, chainId: Digest): Promise<void> {
+    const dest = path.join(this.dir, digestHex(chainId));
+    await run("umount", [snap.mountpoint]).catch(() => run("umount", ["-l", snap.mountpoint]));
+    if (await exists(path.join(dest, "fs"))) {
+      await snap.remove();
+      return;
+    }
+    await fsp.mkdir(dest, { recursive: true });
+    await fsp.rename(snap.upper, path.join(dest, "fs"));
+    await snap.remove();
+  }
+
+  private async emptyDir(): Promise<string> {
+    const d = path.join(this.dir, "empty");
+    await fsp.mkdir(d, { recursive: true });
+    return d;
+  }
+
+  /** Remove leftovers of dead processes (active and tmp dirs), unmounting first. */
+  async cleanup(): Promise<void> {
+    const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
+    for (const n of names) {
+      const m = /^(?:active|tmp)-(\d+)-/.exec(n);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      try {
+        process.kill(pid, 0);
+        continue;
+      } catch {
+        // dead: clean
+      }
+      await run("umount", ["-l", path.join(this.dir, n, "merged")]).catch(() => {});
+      await fsp.rm(path.join(this.dir, n), { recursive: true, force: true });
+    }
+  }
+
+  /** Delete a committed snapshot (GC). */
+  async remove(chainId: Digest): Promise<void> {
+    await fsp.rm(path.join(this.dir, digestHex(chainId)), { recursive: true, force: true });
+  }
+}
+
+/** OCI whiteouts in an unpacked tree -> overlayfs form (0/0 char devices, opaque xattr). */
+async function convertWhiteouts(root: string): Promise<void> {
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    for (const ent of await fsp.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, ent.name);
+      if (ent.name === ".wh..wh..opq") {
+        await fsp.rm(p, { force: true });
+        await run("setfattr", ["-n", "trusted.overlay.opaque", "-v", "y", dir]);
+      } else if (ent.name.startsWith(".wh.")) {
+        await fsp.rm(p, { force: true, recursive: true });
+        await run("mknod", [path.join(dir, ent.name.slice(4)), "c", "0", "0"]);
+      } else if (ent.isDirectory()) stack.push(p);
+    }
+  }
+}
+
+/**
+ * An upper dir as an OCI layer tar stream: GNU tar reads the tree (sorted, numeric ids,
+ * xattrs), and this transform rewrites overlay whiteouts into `.wh.` entries and opaque
+ * directories into `.wh..wh..opq` markers, and drops the "./" prefix.
+ */
+export function diffUpper(upper: string, opaqueDirs: Set<string>): Readable {
+  const tar = spawn("tar", ["-c", "-f", "-", "-C", upper, "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--xattrs-exclude=trusted.overlay.*", "."], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const ex = tarExtract();
+  const pk = tarPack();
+  ex.on("entry", (h, stream, next) => {
+    let name = h.name.replace(/^\.\//, "");
+    if (name === "" || name === ".") {
+      stream.resume();
+      stream.on("end", next);
+      return;
+    }
+    const isDir = h.type === "directory";
+    if (isDir) name = name.replace(/\/$/, "");
+    if (h.type === "character-device" && h.devmajor === 0 && h.devminor === 0) {
+      const base = path.posix.basename(name);
+      const dir = path.posix.dirname(name);
+      const wh = dir === "." ? `.wh.${base}` : `${dir}/.wh.${base}`;
+      stream.resume();
+      stream.on("end", () => pk.entry({ ...h, name: wh, type: "file", size: 0, devmajor: 0, devminor: 0 }, "", next));
+      return;
+    }
+    const entry = pk.entry({ ...h, name: isDir ? `${name}/` : name }, (e) => {
+      if (e) return next(e);
+      if (isDir && opaqueDirs.has(name))
+        pk.entry({ name: `${name}/.wh..wh..opq`, size: 0, mode: 0o644, mtime: h.mtime, uid: 0, gid: 0 }, "", next);
+      else next();
+    });
+    stream.pipe(entry);
+  });
+  ex.on("finish", () => pk.finalize());
+  ex.on("error", (e) => pk.destroy(e));
+  const err: Buffer[] = [];
+  tar.stderr!.on("data", (c: Buffer) => err.push(c));
+  tar.on("close", (code) => {
+    if (code !== 0) pk.destroy(new StrataError("IO_ERROR", `tar of the layer diff failed: ${Buffer.concat(err).toString().trim()}`));
+  });
+  tar.stdout!.pipe(ex);
+  return pk as unknown as Readable;
+}
+
+/** Directories of an upper dir marked opaque by overlayfs (trusted.overlay.opaque=y); they are rare. */
+export function findOpaqueDirs(upper: string): Promise<Set<string>> {
+  return new Promise((resolve) => {
+    const out = new Set<string>();
+    const q = spawn("getfattr", ["-R", "-h", "--absolute-names", "-n", "trusted.overlay.opaque", upper], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let text = "";
+    q.stdout!.on("data", (c: Buffer) => {
+      text += c.toString();
+    });
+    q.on("close", () => {
+      for (const line of text.split("\n")) {
+        const m = /^# file: (.*)$/.exec(line);
+        if (m) out.add(path.relative(upper, m[1]!));
+      }
+      resolve(out);
+    });
+    q.on("error", () => resolve(out));
+  });
+}
