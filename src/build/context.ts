@@ -1,0 +1,439 @@
+/**
+ * The build-context walker: lists what a build may see of a context directory, after
+ * `.dockerignore`, the way BuildKit's client (tonistiigi/fsutil's filtered walk) does.
+ *
+ * - Order: depth first, each directory's entries sorted by name in byte order (Go's
+ *   `filepath.WalkDir`), so a directory comes right before its contents. Equivalently: paths
+ *   sorted component by component, comparing components as UTF-8 bytes.
+ * - Exclusion: the incremental patternmatcher evaluation fsutil uses (each entry is matched with
+ *   its parent directory's results). An excluded directory is skipped without being read unless
+ *   an exception pattern could re-include something inside it (`PatternMatcher.mayMatchInside`).
+ *   When something inside an excluded directory is re-included, the directory itself is yielded
+ *   just before it (so that consumers can create it), as fsutil does.
+ * - Symlinks are never followed: they are yielded as symlinks with their target text. On Linux
+ *   every directory is opened with O_NOFOLLOW and read through `/proc/self/fd/N`, and every
+ *   entry is lstat'ed relative to that pinned directory, so renaming or replacing a directory by
+ *   a symlink while the walk runs cannot lead it outside the root. Without /proc the walk uses
+ *   paths from the root, still with O_NOFOLLOW on each directory.
+ * - Entries that vanish during the walk are skipped (as fsutil does). An unreadable excluded
+ *   directory is skipped; an unreadable included one is an error.
+ */
+
+import fs, { constants } from "node:fs";
+import type { MatchInfo, PatternMatcher } from "../dockerfile/index.js";
+import { isErrno, StrataError } from "../util/index.js";
+
+export type ContextEntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "charDevice" | "blockDevice";
+
+/** One entry of a build context, with its lstat data. */
+export interface ContextEntry {
+  /** Slash-separated path relative to the context root, without a leading `./` or `/`. */
+  relPath: string;
+  type: ContextEntryType;
+  /** POSIX `st_mode`: file type bits and permission bits (including setuid/setgid/sticky). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  /** Device and inode: together with `nlink` > 1 they identify hard links. */
+  dev: number;
+  ino: number;
+  nlink: number;
+  /** Device number of a character or block device. */
+  rdev: number;
+  /** The symlink's target, as stored (never resolved). */
+  linkTarget?: string;
+}
+
+export interface WalkContextOptions {
+  signal?: AbortSignal;
+  /** lstat calls in flight per directory. */
+  concurrency?: number;
+}
+
+interface ResolvedWalkOptions {
+  signal: AbortSignal | undefined;
+  concurrency: number;
+}
+
+function resolveOptions(o: WalkContextOptions): ResolvedWalkOptions {
+  return {
+    signal: o.signal,
+    // libuv runs file-system calls on 4 threads; 64 in flight keeps them busy without letting
+    // one huge directory queue tens of thousands of requests at once.
+    concurrency: Math.max(1, Math.floor(o.concurrency ?? 64)),
+  };
+}
+
+// libuv adds O_CLOEXEC itself.
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
+
+/** A directory being read: its open descriptor, listing, and how far the walk is through it. */
+interface Frame {
+  fd: number;
+  /** Where its children are reached: `/proc/self/fd/N` or the directory's path. */
+  base: string;
+  /** `""` for the root, else `dir/` (relPath of the directory plus a slash). */
+  prefix: string;
+  names: string[];
+  /** Per entry: 1 when the listing says directory. */
+  isDir: Uint8Array;
+  /** Per entry: 1 when excluded by the patterns. */
+  excluded: Uint8Array;
+  /** Per entry: the match info to hand to its children (directories only). */
+  infos: (MatchInfo | undefined)[];
+  /** Per included entry: its lstat result, or undefined when it vanished. */
+  stats: (fs.Stats | undefined)[];
+  links: (string | undefined)[];
+  next: number;
+  /** This directory's own info for its children. */
+  info: MatchInfo | undefined;
+  /** Set while this (excluded) directory has not been yielded yet. */
+  pending: ContextEntry | undefined;
+}
+
+/**
+ * Walks the context at `root` and yields every entry the matcher does not exclude (all entries
+ * when `matcher` is undefined), never the root itself. The generator closes every descriptor it
+ * opened when it finishes, fails or is abandoned (`return()`/`break`).
+ */
+export async function* walkContext(
+  root: string,
+  matcher: PatternMatcher | undefined,
+  options: WalkContextOptions = {},
+): AsyncGenerator<ContextEntry, void, undefined> {
+  const opts = resolveOptions(options);
+  opts.signal?.throwIfAborted();
+  const frames: Frame[] = [];
+  try {
+    const rootFd = await openDir(root, DIR_FLAGS).catch((e: unknown) => {
+      throw ioError(`open build context ${root}`, e);
+    });
+    const rootFrame = newFrame(rootFd, root, "", undefined);
+    frames.push(rootFrame);
+    const proc = await procWorks(rootFd);
+    if (proc) rootFrame.base = `/proc/self/fd/${rootFd}`;
+    const walker = new Walker(matcher, opts, proc);
+    await walker.load(rootFrame).catch((e: unknown) => {
+      throw e instanceof StrataError ? e : ioError(`read build context ${root}`, e);
+    });
+
+    let yielded = 0;
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      if (f.next >= f.names.length) {
+        frames.pop();
+        fs.closeSync(f.fd);
+        if (f.pending !== undefined) walker.pending--;
+        continue;
+      }
+      const k = f.next++;
+      const name = f.names[k]!;
+      const relPath = f.prefix + name;
+
+      if (f.excluded[k] === 1) {
+        if (f.isDir[k] === 1 && matcher?.mayMatchInside(relPath)) {
+          const child = await walker.openChild(f, name, relPath, f.infos[k], true);
+          if (child !== undefined) frames.push(child);
+        }
+        continue;
+      }
+
+      const st = f.stats[k];
+      if (st === undefined) continue; // vanished while we listed it
+      if (walker.pending > 0) {
+        // Something inside excluded directories is re-included: yield those directories first.
+        for (const anc of frames) {
+          if (anc.pending !== undefined) {
+            yield anc.pending;
+            anc.pending = undefined;
+            walker.pending--;
+          }
+        }
+      }
+      const entry = toEntry(relPath, st, f.links[k]);
+      yield entry;
+      if (++yielded % 1024 === 0) opts.signal?.throwIfAborted();
+      if (entry.type === "dir") {
+        const child = await walker.openChild(f, name, relPath, f.infos[k], false);
+        if (child !== undefined) frames.push(child);
+      }
+    }
+  } finally {
+    for (const f of frames) fs.closeSync(f.fd);
+  }
+}
+
+function newFrame(fd: number, base: string, prefix: string, info: MatchInfo | undefined): Frame {
+  return {
+    fd,
+    base,
+    prefix,
+    names: [],
+    isDir: new Uint8Array(0),
+    excluded: new Uint8Array(0),
+    infos: [],
+    stats: [],
+    links: [],
+    next: 0,
+    info,
+    pending: undefined,
+  };
+}
+
+function isPermissionError(e: unknown): boolean {
+  return isErrno(e, "EACCES") || isErrno(e, "EPERM");
+}
+
+class Walker {
+  /** How many open frames are excluded directories not yielded yet. */
+  pending = 0;
+
+  constructor(
+    private readonly matcher: PatternMatcher | undefined,
+    private readonly opts: ResolvedWalkOptions,
+    private readonly proc: boolean,
+  ) {}
+
+  /**
+   * Opens the directory `name` of `parent` (without following a symlink) and lists it. Returns
+   * undefined when it vanished, or when it is excluded and cannot be read (as fsutil does).
+   */
+  async openChild(
+    parent: Frame,
+    name: string,
+    relPath: string,
+    info: MatchInfo | undefined,
+    excluded: boolean,
+  ): Promise<Frame | undefined> {
+    this.opts.signal?.throwIfAborted();
+    const path = `${parent.base}/${name}`;
+    let fd: number;
+    try {
+      fd = await openDir(path, DIR_FLAGS | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (isErrno(e, "ENOENT")) return undefined;
+      if (excluded && isPermissionError(e)) return undefined;
+      if (isErrno(e, "ELOOP") || isErrno(e, "ENOTDIR")) {
+        throw new StrataError(
+          "IO_ERROR",
+          `build context changed while it was read: ${relPath} is no longer a directory`,
+          { cause: e },
+        );
+      }
+      throw ioError(`open ${relPath}`, e);
+    }
+    const frame = newFrame(fd, this.proc ? `/proc/self/fd/${fd}` : path, `${relPath}/`, info);
+    try {
+      const pending = excluded ? toEntry(relPath, await fstat(fd), undefined) : undefined;
+      await this.load(frame);
+      if (pending !== undefined) {
+        frame.pending = pending;
+        this.pending++;
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      if (excluded && isPermissionError(e)) return undefined;
+      throw e instanceof StrataError ? e : ioError(`read ${relPath}`, e);
+    }
+    return frame;
+  }
+
+  /** Lists a directory, decides each entry, and lstats the included ones. */
+  async load(f: Frame): Promise<void> {
+    this.opts.signal?.throwIfAborted();
+    const dirents = await readDirents(f.base);
+    dirents.sort((a, b) => compareUtf8(a.name, b.name));
+    const n = dirents.length;
+    f.names = dirents.map((d) => d.name);
+    f.isDir = new Uint8Array(n);
+    f.excluded = new Uint8Array(n);
+    f.infos = new Array(n);
+    f.stats = new Array(n);
+    f.links = new Array(n);
+    const lossy = await lossyNames(f.base, f.names);
+    const toStat: number[] = [];
+    for (let k = 0; k < n; k++) {
+      const d = dirents[k]!;
+      const dir = d.isDirectory();
+      f.isDir[k] = dir ? 1 : 0;
+      const relPath = f.prefix + d.name;
+      if (this.matcher !== undefined) {
+        const r = this.matcher.matchesUsingParentResults(relPath, f.info);
+        if (dir) f.infos[k] = r.info;
+        if (r.matched) {
+          f.excluded[k] = 1;
+          continue;
+        }
+      }
+      if (lossy?.has(d.name)) {
+        throw new StrataError("UNSUPPORTED", `build context file name is not valid UTF-8: ${relPath}`);
+      }
+      toStat.push(k);
+    }
+    await lstatMany(f, toStat, this.opts.concurrency);
+  }
+}
+
+function ioError(what: string, e: unknown): StrataError {
+  const msg = e instanceof Error ? e.message : String(e);
+  return new StrataError("IO_ERROR", `${what}: ${msg}`, { cause: e });
+}
+
+function openDir(p: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(p, flags, (e, fd) => (e ? reject(e) : resolve(fd))));
+}
+
+function fstat(fd: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (e, st) => (e ? reject(e) : resolve(st))));
+}
+
+function readDirents(p: string): Promise<fs.Dirent[]> {
+  return new Promise((resolve, reject) =>
+    fs.readdir(p, { withFileTypes: true }, (e, list) => (e ? reject(e) : resolve(list))),
+  );
+}
+
+/** Does `/proc/self/fd/N` reach the directory behind descriptor N? */
+async function procWorks(fd: number): Promise<boolean> {
+  try {
+    const [a, b] = await Promise.all([
+      fstat(fd),
+      new Promise<fs.Stats>((resolve, reject) =>
+        fs.stat(`/proc/self/fd/${fd}`, (e, st) => (e ? reject(e) : resolve(st))),
+      ),
+    ]);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Names Node had to decode lossily (the file name is not valid UTF-8, so U+FFFD replaced some
+ * bytes): such a name cannot be used to reach the file again. Only checked when a name holds
+ * U+FFFD, which is rare.
+ */
+async function lossyNames(base: string, names: string[]): Promise<Set<string> | undefined> {
+  if (!names.some((n) => n.includes("\uFFFD"))) return undefined;
+  const raw = await new Promise<Buffer[]>((resolve, reject) =>
+    fs.readdir(base, { encoding: "buffer" }, (e, list) => (e ? reject(e) : resolve(list))),
+  );
+  const valid = new Set<string>();
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  for (const b of raw) {
+    try {
+      valid.add(strict.decode(b));
+    } catch {
+      // not valid UTF-8
+    }
+  }
+  return new Set(names.filter((n) => n.includes("\uFFFD") && !valid.has(n)));
+}
+
+/** lstat (and readlink for symlinks) the entries `ks` of `f`, `limit` at a time. */
+function lstatMany(f: Frame, ks: number[], limit: number): Promise<void> {
+  if (ks.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let started = 0;
+    let finished = 0;
+    let failed = false;
+    const done = () => {
+      finished++;
+      if (finished === ks.length) resolve();
+      else pump();
+    };
+    const fail = (k: number, op: string, e: unknown) => {
+      if (failed) return;
+      failed = true;
+      reject(ioError(`${op} ${f.prefix}${f.names[k]}`, e));
+    };
+    const one = (k: number) => {
+      const p = `${f.base}/${f.names[k]}`;
+      fs.lstat(p, (e, st) => {
+        if (failed) return;
+        if (e) {
+          if (isErrno(e, "ENOENT")) return done();
+          return fail(k, "lstat", e);
+        }
+        f.stats[k] = st;
+        if (!st.isSymbolicLink()) return done();
+        fs.readlink(p, (e2, target) => {
+          if (failed) return;
+          if (e2) {
+            if (isErrno(e2, "ENOENT")) {
+              f.stats[k] = undefined;
+              return done();
+            }
+            return fail(k, "readlink", e2);
+          }
+          f.links[k] = target;
+          done();
+        });
+      });
+    };
+    const pump = () => {
+      while (!failed && started < ks.length && started - finished < limit) one(ks[started++]!);
+    };
+    pump();
+  });
+}
+
+function entryType(mode: number): ContextEntryType {
+  switch (mode & constants.S_IFMT) {
+    case constants.S_IFDIR:
+      return "dir";
+    case constants.S_IFLNK:
+      return "symlink";
+    case constants.S_IFIFO:
+      return "fifo";
+    case constants.S_IFSOCK:
+      return "socket";
+    case constants.S_IFCHR:
+      return "charDevice";
+    case constants.S_IFBLK:
+      return "blockDevice";
+    default:
+      return "file";
+  }
+}
+
+function toEntry(relPath: string, st: fs.Stats, linkTarget: string | undefined): ContextEntry {
+  const e: ContextEntry = {
+    relPath,
+    type: entryType(st.mode),
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    dev: st.dev,
+    ino: st.ino,
+    nlink: st.nlink,
+    rdev: st.rdev,
+  };
+  if (linkTarget !== undefined) e.linkTarget = linkTarget;
+  return e;
+}
+
+/**
+ * Compares strings by code point, which is UTF-8 byte order (Go's string order). UTF-16 code
+ * units order differently only between surrogates and U+E000..U+FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800 && y >= 0xd800) return fixSurrogateOrder(x) - fixSurrogateOrder(y);
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
+
+function fixSurrogateOrder(c: number): number {
+  return c >= 0xe000 ? c - 0x800 : c + 0x2000;
+}
