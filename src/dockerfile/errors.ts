@@ -1,4 +1,4 @@
-import { StrataError } from "../util/index.js";
+import { type ErrorCode, StrataError } from "../util/index.js";
 
 /** The file name used in messages when the caller does not give one. */
 export const DEFAULT_DOCKERFILE_NAME = "Dockerfile";
@@ -23,9 +23,16 @@ export class DockerfileParseError extends StrataError {
 
   constructor(
     message: string,
-    opts: { reason: string; line: number; endLine?: number; file?: string; cause?: unknown },
+    opts: {
+      reason: string;
+      line: number;
+      endLine?: number;
+      file?: string;
+      cause?: unknown;
+      code?: ErrorCode;
+    },
   ) {
-    super("INVALID_ARGUMENT", message, { cause: opts.cause });
+    super(opts.code ?? "INVALID_ARGUMENT", message, { cause: opts.cause });
     this.name = "DockerfileParseError";
     this.line = opts.line;
     this.endLine = Math.max(opts.endLine ?? opts.line, opts.line);

@@ -19,7 +19,7 @@
 
 import { hostPlatform, type Platform, parsePlatform } from "../oci/index.js";
 import { StrataError } from "../util/index.js";
-import { type DockerfileParseError, ReasonError, syntaxError } from "./errors.js";
+import { DockerfileParseError, ReasonError } from "./errors.js";
 import { csvFields } from "./go-values.js";
 import {
   type AddCommand,
@@ -257,10 +257,16 @@ function stageRef(df: Dockerfile, ref: string, allowIndex: boolean, loc: Locatio
   return undefined;
 }
 
+/** `Dockerfile:<line>: <reason>`, keeping the code of a lexer error (TOO_LARGE stays TOO_LARGE). */
 function locErr(df: Dockerfile, reason: string, loc: Location, cause?: unknown): DockerfileParseError {
-  const e = syntaxError(reason, loc.startLine, loc.endLine, df.file);
-  if (cause !== undefined) Object.defineProperty(e, "cause", { value: cause, enumerable: false });
-  return e;
+  return new DockerfileParseError(`${df.file}:${loc.startLine}: ${reason}`, {
+    reason,
+    line: loc.startLine,
+    endLine: loc.endLine,
+    file: df.file,
+    cause,
+    code: cause instanceof StrataError ? cause.code : "INVALID_ARGUMENT",
+  });
 }
 
 /** The `from=` of a mount spec, read without expanding anything. */

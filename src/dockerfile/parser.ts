@@ -605,7 +605,7 @@ export function parseDockerfile(input: string | Uint8Array, opts: ParseOptions =
       if (d.name === "escape") {
         if (d.value !== "`" && d.value !== "\\") {
           throw syntaxError(
-            `invalid esc token '${d.value}' does not match \` or \\`,
+            `invalid escape token '${d.value}' does not match \` or \\`,
             lineNo,
             undefined,
             file,
