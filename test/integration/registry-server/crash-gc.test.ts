@@ -10,13 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { blob, makeImage, OCI_MANIFEST, pushBlob, pushImage, sha256 } from "../../helpers/registry-images.js";
-import {
-  REPO_ROOT,
-  type RegistryProcess,
-  request,
-  startStrata,
-  tempDir,
-} from "../../helpers/registry-servers.js";
+import { REPO_ROOT, type RegistryProcess, request, startStrata } from "../../helpers/registry-servers.js";
 
 const pexec = promisify(execFile);
 

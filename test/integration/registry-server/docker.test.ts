@@ -57,7 +57,7 @@ describe.skipIf(!hasDocker)("dockerd interop", () => {
     await tokenReg?.stop();
   });
 
-  it("Basic auth: login, push, remove, pull, run the pulled image", async () => {
+  it("Basic auth: login, push, remove, pull; the pulled digest is the pushed one", async () => {
     const d = dockerd!;
     const host = basicReg!.host;
     await expect(
