@@ -7,6 +7,7 @@
 
 import { hostPlatform, type Platform, parsePlatform } from "../oci/index.js";
 import { StrataError } from "../util/index.js";
+import { PatternMatcher } from "./dockerignore.js";
 import { type DockerfileParseError, syntaxError } from "./errors.js";
 import {
   defaultArgs,
@@ -50,9 +51,15 @@ export interface LintOptions extends Omit<ExpandOptions, "allStages"> {
   /** File name for messages, when `input` is text. */
   file?: string;
   /**
-   * Is a context path excluded by .dockerignore? Paths are relative to the context root, `/`
-   * separated (`src/app.js`, `.` for the root). Enables CopyIgnoredFile, and keeps ignored files
-   * out of SecretInContext. As BuildKit, leave it out when the ignore file has `!` exceptions.
+   * The .dockerignore patterns (as `readDockerignore` returns them). Enables CopyIgnoredFile
+   * with BuildKit's exact behaviour (no check when a pattern is an `!` exception; the context
+   * root counts as ignored only for `*`, `**` or `**\/*`), and keeps ignored files out of
+   * SecretInContext.
+   */
+  dockerignore?: readonly string[];
+  /**
+   * Instead of `dockerignore`: is a context path excluded? Paths are relative to the context
+   * root, `/` separated (`src/app.js`, `.` for the root).
    */
   isIgnored?: (path: string) => boolean;
   /**
@@ -448,6 +455,7 @@ export function lintDockerfile(input: Dockerfile | string | Uint8Array, opts: Li
     }
   }
 
+  const isIgnored = ignoreChecker(opts);
   const lex = new ShellLex(df.ast.escapeToken);
   const buildArgs: Env =
     opts.buildArgs instanceof Map ? new Map(opts.buildArgs) : new Map(Object.entries(opts.buildArgs ?? {}));
@@ -554,9 +562,9 @@ export function lintDockerfile(input: Dockerfile | string | Uint8Array, opts: Li
           const local = c.kind === "add" || c.from === "";
           if (local) {
             const sources = c.sources.filter((s) => !isRemoteSource(s));
-            if (opts.isIgnored) {
+            if (isIgnored.forCopy) {
               for (const s of sources) {
-                if (opts.isIgnored(contextRelative(s)))
+                if (isIgnored.forCopy(contextRelative(s)))
                   emit(RULES.CopyIgnoredFile, loc, comments, label, cleanPath(s));
               }
             }
@@ -569,7 +577,7 @@ export function lintDockerfile(input: Dockerfile | string | Uint8Array, opts: Li
                 for (const f of files) {
                   const rel = contextRelative(f);
                   if (!isLikelySecretPath(rel)) continue;
-                  if (opts.isIgnored?.(rel)) continue;
+                  if (isIgnored.any?.(rel)) continue;
                   emit(RULES.SecretInContext, loc, comments, c.kind.toUpperCase(), rel);
                 }
               }
@@ -633,6 +641,24 @@ export function lintDockerfile(input: Dockerfile | string | Uint8Array, opts: Li
     else if (isRootUser(u.user)) emit(RULES.RunAsRoot, u.location, undefined, u.user);
   }
   return result();
+}
+
+/**
+ * The ignore tests lint uses: `forCopy` for CopyIgnoredFile (BuildKit's `validateCopySourcePath`)
+ * and `any` for SecretInContext.
+ */
+function ignoreChecker(opts: LintOptions): {
+  forCopy?: (path: string) => boolean;
+  any?: (path: string) => boolean;
+} {
+  if (opts.isIgnored) return { forCopy: opts.isIgnored, any: opts.isIgnored };
+  if (!opts.dockerignore || opts.dockerignore.length === 0) return {};
+  const m = new PatternMatcher(opts.dockerignore);
+  const any = (p: string) => p !== "." && m.matchesOrParentMatches(p);
+  // As BuildKit: exceptions make the answer depend on files below, so the check is skipped.
+  if (m.exclusions()) return { any };
+  const rootIgnored = m.patterns().some((p) => !p.exclusion && ["*", "**", "**/*"].includes(p.pattern));
+  return { forCopy: (p) => (p === "." ? rootIgnored : m.matchesOrParentMatches(p)), any };
 }
 
 /** Runs the checks; see lintDockerfile for the details. Returns the findings, sorted by line. */

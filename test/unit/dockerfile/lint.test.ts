@@ -210,6 +210,17 @@ describe("BuildKit rules", () => {
     quiet("CopyIgnoredFile", "FROM alpine:3\nCOPY secret.txt /x\n");
   });
 
+  it("CopyIgnoredFile from .dockerignore patterns, with BuildKit's special cases", () => {
+    const text = "FROM alpine:3\nCOPY . /app\nCOPY node_modules/x /x\nCOPY src/app.js /y\n";
+    expect(only("CopyIgnoredFile", text, { dockerignore: ["node_modules"] }).map((w) => w.line)).toEqual([3]);
+    expect(only("CopyIgnoredFile", text, { dockerignore: ["*", "!src"] })).toEqual([]);
+    expect(only("CopyIgnoredFile", text, { dockerignore: ["**"] }).map((w) => w.message)).toEqual([
+      'Attempting to Copy file "." that is excluded by .dockerignore',
+      'Attempting to Copy file "node_modules/x" that is excluded by .dockerignore',
+      'Attempting to Copy file "src/app.js" that is excluded by .dockerignore',
+    ]);
+  });
+
   it("RedundantTargetPlatform", () => {
     expect(fires("RedundantTargetPlatform", "FROM --platform=$TARGETPLATFORM alpine:3\n").message).toBe(
       "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior",
@@ -271,6 +282,12 @@ describe("Strata rules", () => {
       isIgnored: (p) => isLikelySecretPath(p),
     });
     quiet("SecretInContext", "FROM alpine:3 AS b\nFROM alpine:3\nCOPY --from=b . /app\n", { contextFiles });
+    expect(
+      only("SecretInContext", "FROM alpine:3\nCOPY . /app\n", {
+        contextFiles,
+        dockerignore: ["**/*.pem", "**/.aws", ".env", "!keys"],
+      }).map((w) => w.message),
+    ).toEqual([expect.stringContaining('"keys/id_ed25519"')]);
     const byCallback = only("SecretInContext", "FROM alpine:3\nCOPY conf /c\n", {
       contextFiles: (src) => (src === "conf" ? ["conf/.npmrc", "conf/app.yml"] : []),
     });
