@@ -93,14 +93,19 @@ function wrap(
  * config file. Resolves when it prints its URL.
  */
 export async function startStrata(
-  opts: { root?: string; config?: Record<string, unknown>; addr?: string; args?: string[] } = {},
+  opts: {
+    root?: string;
+    config?: Record<string, unknown>;
+    addr?: string;
+    args?: string[];
+    /** A prebuilt JS entry (the benchmark's bundle) run with plain node instead of tsx. */
+    bundle?: string;
+  } = {},
 ): Promise<RegistryProcess> {
   const dir = tempDir("reg");
   const root = opts.root ?? path.join(dir, "root");
   const args = [
-    "--import",
-    "tsx",
-    CLI,
+    ...(opts.bundle ? [opts.bundle] : ["--import", "tsx", CLI]),
     "registry",
     "serve",
     "--root",
