@@ -1,1 +1,5 @@
+export * from "./builder.js";
+export * from "./checksum.js";
 export * from "./context.js";
+export * from "./copy.js";
+export * from "./progress.js";

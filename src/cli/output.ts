@@ -17,6 +17,8 @@ export class ExitError extends Error {
   constructor(
     message: string,
     readonly status = 1,
+    /** The command already printed its error in its own format (BuildKit's ERROR: lines). */
+    readonly printed = false,
   ) {
     super(message);
   }

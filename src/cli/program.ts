@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
+import { registerBuildCommands } from "./commands/build.js";
 import { registerImageCommands } from "./commands/images.js";
 import { registerRegistryCommands } from "./commands/registry.js";
 import type { Context } from "./context.js";
@@ -27,6 +28,7 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
     .showSuggestionAfterError(true)
     .enablePositionalOptions(false);
   registerImageCommands(program, ctx);
+  registerBuildCommands(program, ctx);
   registerRegistryCommands(program);
   configureErrors(program, io);
   return { program, ctx };
@@ -90,7 +92,7 @@ export async function run(argv: string[], io: Io = defaultIo()): Promise<number>
       return e.code === "commander.missingArgument" || e.code === "commander.excessArguments" ? 1 : 125;
     }
     if (e instanceof ExitError) {
-      io.err.write(`Error: ${e.message}\n`);
+      if (!e.printed) io.err.write(`Error: ${e.message}\n`);
       return e.status;
     }
     io.err.write(`Error: ${errorMessage(e)}\n`);

@@ -2,9 +2,11 @@ import os from "node:os";
 import path from "node:path";
 import { Store } from "../store/index.js";
 import type { ContainerConfig } from "../oci/index.js";
+import { BuildService } from "./builder.js";
 import { applyChanges } from "./changes.js";
 import { openUrl } from "./fetch.js";
-import { ImageService } from "./images.js";
+import { ImageService, parseUntil } from "./images.js";
+import { StrataError } from "../util/index.js";
 
 export interface EngineOptions {
   /** Store root: `--root`, else $STRATA_ROOT, else the default below. */
@@ -22,9 +24,11 @@ export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
 /** Owns the store and the services; the CLI and the daemon each hold one. */
 export class Engine {
   readonly images: ImageService;
+  readonly builder: BuildService;
 
   private constructor(readonly store: Store) {
     this.images = new ImageService(store);
+    this.builder = new BuildService(store, this.images);
   }
 
   changesToConfig(changes: string[], base?: ContainerConfig): ContainerConfig {
@@ -33,6 +37,31 @@ export class Engine {
 
   openUrl(url: string, opts?: { signal?: AbortSignal }) {
     return openUrl(url, opts);
+  }
+
+  /** Unpack a build context sent as a tar (`build -`) into `dir`, refusing hostile entries. */
+  async extractContext(tar: Buffer, dir: string): Promise<void> {
+    const { Readable } = await import("node:stream");
+    const { pipeline } = await import("node:stream/promises");
+    const { TarScanner } = await import("../layer/index.js");
+    await pipeline(Readable.from([tar]), new TarScanner({ what: "build context" }));
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync("tar", ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions"], { input: tar });
+    if (r.status !== 0) throw new StrataError("INVALID_ARCHIVE", `build context: ${r.stderr.toString().trim()}`);
+  }
+
+  /** `builder prune`: drop build-cache records (all, or those last used before `until`), then their layers. */
+  async pruneBuildCache(opts: { all?: boolean; until?: string } = {}): Promise<{ reclaimed: number }> {
+    const cutoff = opts.until ? parseUntil(opts.until) : Number.POSITIVE_INFINITY;
+    await this.store.meta.update((doc) => {
+      for (const [k, rec] of Object.entries(doc.buildCache ?? {})) {
+        if (Date.parse(rec.lastUsed) < cutoff) {
+          delete doc.buildCache![k];
+        }
+      }
+    });
+    const r = await this.store.sweep({ graceMs: 0, layerRecords: true });
+    return { reclaimed: r.reclaimed };
   }
 
   static async open(opts: EngineOptions = {}): Promise<Engine> {

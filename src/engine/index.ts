@@ -1,3 +1,4 @@
 export * from "./engine.js";
 export * from "./images.js";
 export * from "./changes.js";
+export * from "./builder.js";

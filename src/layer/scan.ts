@@ -7,6 +7,19 @@ export interface LayerScan {
   entries: number;
   /** Sum of regular-file sizes: what Docker reports as a layer's (and an image's) size. */
   contentSize: number;
+  /** With `collectIndex`: what a later layer needs to know about this one's tree. */
+  index?: LayerIndex;
+}
+
+/** The directories a layer creates (with their metadata) and the paths it deletes. */
+export interface LayerIndex {
+  /** Cleaned relative path -> [mode, uid, gid] of every directory entry. */
+  dirs: Record<string, [number, number, number]>;
+  /** Paths of every non-directory entry (a COPY must know a file is in the way). */
+  files: string[];
+  /** Paths removed by `.wh.` entries, and directories made opaque. */
+  whiteouts: string[];
+  opaque: string[];
 }
 
 /** Clean a tar entry name to a relative path, or throw when it escapes the root. */
@@ -30,6 +43,8 @@ function hasDotDot(name: string): boolean {
 }
 
 export interface ScanOptions {
+  /** Record the directory index (LayerScan.index). */
+  collectIndex?: boolean;
   /** Reject absolute symlink targets (an outer archive, not a root filesystem). */
   rejectAbsoluteSymlinks?: boolean;
   /** Reject symlinks whose relative target climbs out of the root. */
@@ -76,12 +91,24 @@ export class TarScanner extends Writable {
   private failure?: Error;
   private finished = false;
   private readonly done: Promise<void>;
+  /** Symlinks seen so far: a later entry may not pass through one (it could point anywhere). */
+  private readonly symlinks = new Set<string>();
 
   constructor(private readonly opts: ScanOptions = {}) {
     super({ highWaterMark: 1 << 20 });
+    if (opts.collectIndex) this.scan.index = { dirs: {}, files: [], whiteouts: [], opaque: [] };
     this.ex.on("entry", (h, stream, next) => {
       try {
         checkTarHeader(h, this.opts);
+        const p = cleanEntryPath(h.name);
+        const parts = p.split("/");
+        for (let i = 1; i < parts.length; i++) {
+          const prefix = parts.slice(0, i).join("/");
+          if (this.symlinks.has(prefix))
+            throw new StrataError("UNSAFE_PATH", `${this.opts.what ?? "layer"}: invalid tar entry "${h.name}": path passes through the symlink "${prefix}"`);
+        }
+        if (h.type === "symlink") this.symlinks.add(p);
+        else this.symlinks.delete(p);
       } catch (e) {
         this.failure = e as Error;
         // The entry stream errors too when the extractor is destroyed: nobody else listens.
@@ -91,6 +118,7 @@ export class TarScanner extends Writable {
       }
       this.scan.entries++;
       if (h.type === "file" || h.type === "contiguous-file") this.scan.contentSize += h.size ?? 0;
+      if (this.scan.index) recordIndex(this.scan.index, h);
       stream.on("end", next);
       stream.resume();
     });
@@ -134,6 +162,17 @@ export class TarScanner extends Writable {
   result(): LayerScan {
     return { ...this.scan };
   }
+}
+
+function recordIndex(idx: LayerIndex, h: Header): void {
+  const p = cleanEntryPath(h.name);
+  if (p === "") return;
+  const base = p.slice(p.lastIndexOf("/") + 1);
+  const dir = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "";
+  if (base === ".wh..wh..opq") idx.opaque.push(dir);
+  else if (base.startsWith(".wh.")) idx.whiteouts.push(dir ? `${dir}/${base.slice(4)}` : base.slice(4));
+  else if (h.type === "directory") idx.dirs[p] = [(h.mode ?? 0o755) & 0o7777, h.uid ?? 0, h.gid ?? 0];
+  else idx.files.push(p);
 }
 
 /**

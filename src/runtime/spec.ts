@@ -95,7 +95,6 @@ export function generateSpec(o: SpecOptions): Record<string, unknown> {
       env: o.process.env,
       cwd: o.process.cwd || "/",
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }],
       noNewPrivileges: false,
     },
     root: { path: o.rootPath, readonly: o.rootReadonly ?? false },

@@ -37,6 +37,11 @@ export interface CompressedVariant {
   mediaType: string;
   digest: Digest;
   size: number;
+  /**
+   * Repositories (`host/path`) known to hold this blob, from pushes and pulls: a later push
+   * to the same registry checks or mounts from them instead of uploading.
+   */
+  sources?: string[];
 }
 
 export interface LayerRecord {
@@ -50,12 +55,21 @@ export interface LayerRecord {
   compressed?: CompressedVariant[];
 }
 
+/** A build step's result, by cache key: the layer it made (null: no filesystem change). */
+export interface CacheRecord {
+  diffId: Digest | null;
+  created: string;
+  lastUsed: string;
+}
+
 export interface MetaDoc {
   version: number;
   images: Record<string, ImageRecord>;
   /** Full reference (docker.io/library/ubuntu:latest) -> image ID. */
   tags: Record<string, Digest>;
   layers: Record<string, LayerRecord>;
+  /** Build cache: step key -> result. Its layers are GC roots until `builder prune`. */
+  buildCache?: Record<string, CacheRecord>;
 }
 
 export function emptyMeta(): MetaDoc {

@@ -1,7 +1,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Image, Layer } from "../image/index.js";
-import { TarScanner } from "../layer/index.js";
+import { type LayerIndex, TarScanner } from "../layer/index.js";
 import {
   type Digest,
   type ImageConfig,
@@ -15,7 +15,14 @@ import {
 } from "../oci/index.js";
 import { StrataError, atomicWriteFile, exists } from "../util/index.js";
 import { ContentStore } from "./content.js";
-import { type ImageRecord, type LayerRecord, type MetaDoc, MetaStore, layoutIndex } from "./meta.js";
+import {
+  type CompressedVariant,
+  type ImageRecord,
+  type LayerRecord,
+  type MetaDoc,
+  MetaStore,
+  layoutIndex,
+} from "./meta.js";
 
 export interface PutImageInput {
   config: Parsed<ImageConfig>;
@@ -78,14 +85,42 @@ export class Store {
     tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
     opts: { expectedDiffId?: Digest; what?: string; signal?: AbortSignal } = {},
   ): Promise<LayerRecord> {
-    const scanner = new TarScanner({ what: opts.what ?? "layer" });
+    const scanner = new TarScanner({ what: opts.what ?? "layer", collectIndex: true });
     const r = await this.content.ingest(tar, {
       expected: opts.expectedDiffId ? { digest: opts.expectedDiffId } : undefined,
       tees: [scanner],
       what: opts.what ?? "layer",
       signal: opts.signal,
     });
-    return { diffId: r.digest, size: r.size, contentSize: scanner.result().contentSize };
+    const scan = scanner.result();
+    if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
+    return { diffId: r.digest, size: r.size, contentSize: scan.contentSize };
+  }
+
+  private layerIndexPath(diffId: Digest): string {
+    return path.join(this.root, "meta", "layers", `${diffId.slice(diffId.indexOf(":") + 1)}.json`);
+  }
+
+  private async saveLayerIndex(diffId: Digest, index: LayerIndex): Promise<void> {
+    await fsp.mkdir(path.join(this.root, "meta", "layers"), { recursive: true });
+    await atomicWriteFile(this.layerIndexPath(diffId), JSON.stringify(index), { sync: false });
+  }
+
+  /**
+   * What a layer's tree holds (directories, files, whiteouts): recorded when the layer was
+   * ingested, or computed once by scanning the blob for layers that came another way.
+   */
+  async layerIndex(diffId: Digest): Promise<LayerIndex> {
+    try {
+      return JSON.parse(await fsp.readFile(this.layerIndexPath(diffId), "utf8")) as LayerIndex;
+    } catch {
+      const scanner = new TarScanner({ what: `layer ${diffId}`, collectIndex: true });
+      const { pipeline } = await import("node:stream/promises");
+      await pipeline(await this.content.open(diffId), scanner);
+      const index = scanner.result().index!;
+      await this.saveLayerIndex(diffId, index);
+      return index;
+    }
   }
 
   /** Record an image whose layer blobs are already committed. */
@@ -133,6 +168,28 @@ export class Store {
     });
   }
 
+  /**
+   * Remember compressed forms of stored layers (made by a push, or seen in a registry) under
+   * the lock, merged with what is known. Layers no longer in the store are skipped.
+   */
+  async recordLayerVariants(entries: { diffId: Digest; variant: CompressedVariant }[]): Promise<void> {
+    if (!entries.length) return;
+    await this.meta.update((doc) => {
+      for (const { diffId, variant } of entries) {
+        const rec = doc.layers[diffId];
+        if (rec) rec.compressed = mergeVariants(rec.compressed, [variant]);
+      }
+    });
+  }
+
+  /** Add `name@digest` to an image's RepoDigests under the lock (a push or pull recorded it). */
+  async addRepoDigest(id: Digest, repoDigest: string): Promise<void> {
+    await this.meta.update((doc) => {
+      const rec = doc.images[id];
+      if (rec && !rec.repoDigests.includes(repoDigest)) rec.repoDigests.push(repoDigest);
+    });
+  }
+
   /** Open an image view over the store's blobs. */
   async image(id: Digest, doc?: MetaDoc): Promise<Image & { record: ImageRecord }> {
     const meta = doc ?? (await this.meta.read());
@@ -157,6 +214,11 @@ export class Store {
   /** Blobs reachable from the remaining images. */
   static liveBlobs(doc: MetaDoc, configs: Map<Digest, Digest[]>): Set<string> {
     const live = new Set<string>();
+    for (const c of Object.values(doc.buildCache ?? {})) {
+      if (!c.diffId) continue;
+      live.add(c.diffId);
+      for (const v of doc.layers[c.diffId]?.compressed ?? []) live.add(v.digest);
+    }
     for (const img of Object.values(doc.images)) {
       live.add(img.id);
       live.add(img.manifest);
@@ -224,9 +286,21 @@ export class Store {
    * Sweep blobs no image references. Blobs younger than `graceMs` are kept: a concurrent
    * load or pull may have committed them and not yet recorded its image.
    */
-  async sweep(opts: { graceMs?: number } = {}): Promise<{ removed: number; reclaimed: number }> {
+  async sweep(opts: { graceMs?: number; layerRecords?: boolean } = {}): Promise<{ removed: number; reclaimed: number }> {
     const grace = opts.graceMs ?? 15 * 60_000;
     const cutoff = Date.now() - grace;
+    if (opts.layerRecords) {
+      // Forget layer records nothing references any more (build-cache layers after a prune).
+      await this.meta.update(async (doc) => {
+        const live = new Set<string>();
+        for (const c of Object.values(doc.buildCache ?? {})) if (c.diffId) live.add(c.diffId);
+        for (const img of Object.values(doc.images)) {
+          const cfg = parseImageConfig(await this.content.readSmall(img.id)).value;
+          for (const d of diffIdsOfConfig(cfg)) live.add(d);
+        }
+        for (const d of Object.keys(doc.layers)) if (!live.has(d)) delete doc.layers[d];
+      });
+    }
     return this.meta.locked(async () => {
       const doc = await this.meta.read();
       const diffIdsOf = new Map<Digest, Digest[]>();
@@ -252,9 +326,15 @@ export class Store {
   }
 }
 
-function mergeVariants(a?: LayerRecord["compressed"], b?: LayerRecord["compressed"]) {
+/** Variants by digest; a later one's fields win, but the repositories known to hold it add up. */
+export function mergeVariants(a?: LayerRecord["compressed"], b?: LayerRecord["compressed"]) {
   const all = [...(a ?? []), ...(b ?? [])];
   if (!all.length) return undefined;
-  const seen = new Map(all.map((v) => [v.digest, v]));
+  const seen = new Map<string, CompressedVariant>();
+  for (const v of all) {
+    const old = seen.get(v.digest);
+    const sources = [...new Set([...(old?.sources ?? []), ...(v.sources ?? [])])];
+    seen.set(v.digest, { ...v, ...(sources.length ? { sources } : {}) });
+  }
   return [...seen.values()];
 }

@@ -1,0 +1,789 @@
+import { createHash } from "node:crypto";
+import { existsSync, promises as fsp } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  type AddCommand,
+  type Command,
+  type CopyCommand,
+  type Dockerfile,
+  type ExpandedInstruction,
+  type DockerignoreSource,
+  type ExpandedStage,
+  type RunCommand,
+  PatternMatcher,
+  chooseDockerignore,
+  expandStages,
+  loadDockerfile,
+  readDockerignore,
+} from "../dockerfile/index.js";
+import type { LayerIndex } from "../layer/index.js";
+import {
+  type ContainerConfig,
+  type Digest,
+  type History,
+  type ImageConfig,
+  type Parsed,
+  type Platform,
+  chainIds,
+  formatPlatform,
+  hostPlatform,
+  parseImageConfig,
+  platformMatches,
+} from "../oci/index.js";
+import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
+import { type LayerSource, Snapshotter, diffUpper, findOpaqueDirs } from "../snapshot/index.js";
+import type { LayerRecord, Store } from "../store/index.js";
+import { StrataError, errorMessage } from "../util/index.js";
+import { StatCache, mapLimit } from "./checksum.js";
+import { type ContextEntry, walkContext } from "./context.js";
+import { type CopyItem, copyLayerStream, resolveCopy } from "./copy.js";
+import type { ProgressSink } from "./progress.js";
+
+/** A base image as the builder needs it; engine/ supplies these (local store, later a registry). */
+export interface BaseImage {
+  id: Digest;
+  config: Parsed<ImageConfig>;
+  layers: LayerRecord[];
+}
+
+export interface ImageResolver {
+  resolve(ref: string, opts: { pull: boolean; platform: Platform }): Promise<BaseImage>;
+}
+
+export interface SecretSource {
+  id: string;
+  data: Buffer;
+}
+
+export interface BuildRequest {
+  contextDir: string;
+  dockerfile: { text: string | Buffer; name: string; dir?: string };
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  pull?: boolean;
+  labels?: Record<string, string>;
+  network?: "default" | "host" | "none";
+  secrets?: SecretSource[];
+  platform?: Platform;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  config: Parsed<ImageConfig>;
+  layers: LayerRecord[];
+  warnings: string[];
+  /** The "exporting to image" step, left open for the caller to log naming and finish. */
+  exportVertex: number;
+}
+
+/** What a stage is at some point of its build. */
+interface StageState {
+  config: ImageConfig;
+  layers: LayerRecord[];
+  /** chainId of the layers ("" for scratch). */
+  chain: string;
+  history: History[];
+  /** Directories and files present (merged layer indexes), built lazily. */
+  tree?: TreeView;
+}
+
+interface TreeView {
+  dirs: Map<string, [number, number, number]>;
+  files: Set<string>;
+}
+
+const h = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+const goQuoteList = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(" ")}]`;
+
+/**
+ * Builds a Dockerfile into an image with BuildKit's semantics: stages as a graph, only
+ * what the target needs, a content-based cache per filesystem step, COPY/ADD straight
+ * from the context into a layer, RUN in an overlay snapshot through runc.
+ */
+export class Builder {
+  readonly snapshots: Snapshotter;
+
+  constructor(
+    readonly store: Store,
+    readonly resolver: ImageResolver,
+  ) {
+    this.snapshots = new Snapshotter(store.root);
+  }
+
+  async build(req: BuildRequest, progress: ProgressSink): Promise<BuildResult> {
+    const platform = req.platform ?? hostPlatform();
+    const host = hostPlatform();
+    if (!platformMatches(host, platform))
+      throw new StrataError("UNSUPPORTED", `building for ${formatPlatform(platform)} is not supported on a ${formatPlatform(host)} host`);
+    await this.snapshots.cleanup();
+
+    // 1. The Dockerfile.
+    const v0 = progress.start("[internal] load build definition from " + req.dockerfile.name);
+    const text = typeof req.dockerfile.text === "string" ? req.dockerfile.text : req.dockerfile.text.toString("utf8");
+    progress.log(v0, `transferring dockerfile: ${Buffer.byteLength(text)}B done`);
+    let df: Dockerfile;
+    try {
+      df = loadDockerfile(req.dockerfile.text, { file: req.dockerfile.name });
+    } catch (e) {
+      progress.error(v0, errorMessage(e));
+      throw e;
+    }
+    progress.done(v0);
+
+    // 2. Base images: expand once to learn the FROM names, resolve them, expand again with their configs.
+    const expandOpts = { buildArgs: req.buildArgs ?? {}, target: req.target, buildPlatform: platform, targetPlatform: platform };
+    const first = expandStages(df, expandOpts);
+    const stageNames = new Set(first.stages.map((s) => s.name).filter(Boolean));
+    const bases = new Map<string, BaseImage>();
+    for (const st of first.stages) {
+      const name = st.baseName;
+      if (st.baseStage !== undefined || name === "scratch" || stageNames.has(name.toLowerCase()) || bases.has(name)) continue;
+      const v = progress.start(`[internal] load metadata for ${name}`);
+      try {
+        bases.set(name, await this.resolver.resolve(name, { pull: !!req.pull, platform }));
+      } catch (e) {
+        progress.error(v, errorMessage(e));
+        throw e;
+      }
+      progress.done(v);
+    }
+    const expanded = expandStages(df, {
+      ...expandOpts,
+      baseImage: (ref) => {
+        const b = bases.get(ref);
+        if (!b) return undefined;
+        const c = b.config.value;
+        return { env: c.config?.Env ?? [], onBuild: c.config?.OnBuild ?? [], os: c.os, user: c.config?.User };
+      },
+    });
+    for (const w of expanded.warnings) progress.warn(w);
+
+    // 3. The context and .dockerignore.
+    const vi = progress.start("[internal] load .dockerignore");
+    const ignoreText = await this.readIgnore(req);
+    const matcher = ignoreText ? new PatternMatcher(readDockerignore(ignoreText)) : undefined;
+    progress.log(vi, `transferring context: ${ignoreText ? Buffer.byteLength(ignoreText) : 2}B done`);
+    progress.done(vi);
+    let context: Map<string, ContextEntry> | undefined;
+    const statCache = await StatCache.open(this.store.root);
+    const loadContext = async () => {
+      if (context) return context;
+      const v = progress.start("[internal] load build context");
+      const m = new Map<string, ContextEntry>();
+      let bytes = 0;
+      for await (const e of walkContext(req.contextDir, matcher, { signal: req.signal })) {
+        m.set(e.relPath, e);
+        bytes += e.type === "file" ? e.size : 0;
+      }
+      progress.log(v, `transferring context: ${humanBytes(bytes)} done`);
+      progress.done(v);
+      context = m;
+      return m;
+    };
+
+    // BuildKit sends the context before the steps that use it.
+    if (expanded.stages.some((st) => st.instructions.some((i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add")))
+      await loadContext();
+
+    // 4. Stages, each a promise; a stage waits only for those it uses.
+    const results = new Map<number, Promise<StageState>>();
+    const runStage = (st: ExpandedStage): Promise<StageState> => {
+      let p = results.get(st.index);
+      if (!p) {
+        p = this.buildStage(st, expanded.stages, { req, progress, bases, loadContext, statCache, runStage, platform });
+        results.set(st.index, p);
+      }
+      return p;
+    };
+    const targetStage = expanded.stages.find((s) => s.index === expanded.target)!;
+    // Start every needed stage now so independent ones overlap.
+    const all = expanded.stages.map((s) => runStage(s));
+    let final: StageState;
+    try {
+      final = await runStage(targetStage);
+      await Promise.all(all);
+    } finally {
+      await statCache.save().catch(() => {});
+    }
+
+    // 5. The image config.
+    const ve = progress.start("exporting to image");
+    const cfg: ImageConfig = structuredClone(final.config);
+    if (req.labels && Object.keys(req.labels).length) {
+      cfg.config = { ...(cfg.config ?? {}), Labels: { ...(cfg.config?.Labels ?? {}), ...req.labels } };
+    }
+    cfg.created = new Date().toISOString();
+    cfg.history = final.history;
+    cfg.rootfs = { type: "layers", diff_ids: final.layers.map((l) => l.diffId) };
+    const raw = JSON.stringify(orderConfig(cfg));
+    const config = parseImageConfig(raw);
+    progress.log(ve, "exporting layers done");
+    return { config, layers: final.layers, warnings: expanded.warnings, exportVertex: ve };
+  }
+
+  /** BuildKit's choice: `<Dockerfile>.dockerignore` beside the Dockerfile, else the context's `.dockerignore`. */
+  private async readIgnore(req: BuildRequest): Promise<string | undefined> {
+    const where = (src: DockerignoreSource) =>
+      src.location === "dockerfile"
+        ? path.join(req.dockerfile.dir ?? req.contextDir, path.basename(src.path))
+        : path.join(req.contextDir, src.path);
+    const choice = chooseDockerignore(path.basename(req.dockerfile.name), (src) => existsSync(where(src)));
+    return choice ? fsp.readFile(where(choice), "utf8") : undefined;
+  }
+
+  private async buildStage(
+    st: ExpandedStage,
+    stages: ExpandedStage[],
+    b: {
+      req: BuildRequest;
+      progress: ProgressSink;
+      bases: Map<string, BaseImage>;
+      loadContext: () => Promise<Map<string, ContextEntry>>;
+      statCache: StatCache;
+      runStage: (s: ExpandedStage) => Promise<StageState>;
+      platform: Platform;
+    },
+  ): Promise<StageState> {
+    const { progress } = b;
+    const fsSteps = st.instructions.filter((i) => ["run", "copy", "add", "workdir"].includes(i.command.kind));
+    const total = fsSteps.length + 1;
+    const label = (n: number) => (stages.length > 1 ? `[${st.name || `stage-${st.index}`} ${n}/${total}]` : `[${n}/${total}]`);
+    let step = 1;
+
+    // FROM
+    let state: StageState;
+    const vf = progress.start(`${label(step)} FROM ${st.baseName === "scratch" ? "scratch" : st.baseName}`);
+    if (st.baseStage !== undefined) {
+      const parent = await b.runStage(stages.find((s) => s.index === st.baseStage)!);
+      state = { ...parent, config: structuredClone(parent.config), history: [...parent.history], layers: [...parent.layers] };
+    } else if (st.baseName === "scratch") {
+      state = {
+        config: { architecture: b.platform.architecture, os: b.platform.os, config: {}, rootfs: { type: "layers", diff_ids: [] } } as ImageConfig,
+        layers: [],
+        chain: "",
+        history: [],
+      };
+      if (b.platform.variant) state.config.variant = b.platform.variant;
+    } else {
+      const base = b.bases.get(st.baseName)!;
+      const cfg = structuredClone(base.config.value);
+      state = { config: cfg, layers: base.layers, chain: chainOf(base.layers), history: [...(cfg.history ?? [])] };
+      // BuildKit gives every image a PATH.
+      const env = cfg.config?.Env ?? [];
+      if (!env.some((e) => e.startsWith("PATH="))) cfg.config = { ...(cfg.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...env] };
+    }
+    state.config.config ??= {};
+    // A new stage's ONBUILD list is its own; the base's triggers already ran through expandStages.
+    if (st.baseStage === undefined && st.baseName !== "scratch") state.config.config.OnBuild = null;
+    progress.done(vf);
+
+    for (const ins of st.instructions) {
+      b.req.signal?.throwIfAborted();
+      const c = ins.command;
+      if (["run", "copy", "add", "workdir"].includes(c.kind)) step++;
+      const name = `${label(step)} ${displayOf(ins)}`;
+      try {
+        state = await this.dispatch(ins, state, name, stages, b);
+      } catch (e) {
+        const where = `${b.req.dockerfile.name}:${c.location.startLine}`;
+        if (e instanceof StrataError && !e.message.startsWith(`${b.req.dockerfile.name}:`)) {
+          const wrapped = new StrataError(e.code, e.message, { cause: e });
+          (wrapped as StrataError & { where?: string }).where = where;
+          throw wrapped;
+        }
+        throw e;
+      }
+    }
+    return state;
+  }
+
+  private async dispatch(
+    ins: ExpandedInstruction<Command>,
+    s: StageState,
+    name: string,
+    stages: ExpandedStage[],
+    b: Parameters<Builder["buildStage"]>[2],
+  ): Promise<StageState> {
+    const c = ins.command;
+    const cc = (s.config.config ??= {}) as ContainerConfig & Record<string, unknown>;
+    const meta = (createdBy: string) => {
+      s.history.push({ created: new Date().toISOString(), created_by: createdBy, comment: "buildkit.dockerfile.v0", empty_layer: true });
+      return s;
+    };
+    switch (c.kind) {
+      case "env": {
+        const env = [...(cc.Env ?? [])];
+        for (const p of c.pairs) {
+          const i = env.findIndex((e) => e.startsWith(`${p.key}=`));
+          if (i >= 0) env[i] = `${p.key}=${p.value}`;
+          else env.push(`${p.key}=${p.value}`);
+        }
+        cc.Env = env;
+        return meta(`ENV ${c.pairs.map((p) => `${p.key}=${p.value}`).join(" ")}`);
+      }
+      case "label": {
+        cc.Labels = { ...(cc.Labels ?? {}) };
+        for (const p of c.pairs) cc.Labels[p.key] = p.value;
+        return meta(`LABEL ${c.pairs.map((p) => `${p.key}=${p.value}`).join(" ")}`);
+      }
+      case "expose": {
+        cc.ExposedPorts = { ...(cc.ExposedPorts ?? {}) };
+        for (const p of c.ports) cc.ExposedPorts[p.includes("/") ? p : `${p}/tcp`] = {};
+        return meta(`EXPOSE map[${Object.keys(cc.ExposedPorts).sort().map((k) => `${k}:{}`).join(" ")}]`);
+      }
+      case "user":
+        cc.User = c.user;
+        return meta(`USER ${c.user}`);
+      case "cmd":
+        cc.Cmd = c.prependShell ? [...(cc.Shell ?? ["/bin/sh", "-c"]), c.cmdLine.join(" ")] : c.cmdLine;
+        if (c.prependShell) cc.ArgsEscaped = true;
+        return meta(`CMD ${goQuoteList(cc.Cmd)}`);
+      case "entrypoint": {
+        cc.Entrypoint = c.prependShell ? [...(cc.Shell ?? ["/bin/sh", "-c"]), c.cmdLine.join(" ")] : c.cmdLine.length ? c.cmdLine : null;
+        // An ENTRYPOINT resets a CMD this stage did not set (Docker's rule).
+        if (!s.history.some((x) => x.created_by?.startsWith("CMD ") && x.comment === "buildkit.dockerfile.v0")) cc.Cmd = null;
+        return meta(`ENTRYPOINT ${goQuoteList(cc.Entrypoint ?? [])}`);
+      }
+      case "volume":
+        cc.Volumes = { ...(cc.Volumes ?? {}) };
+        for (const v of c.volumes) cc.Volumes[v] = {};
+        return meta(`VOLUME ${goQuoteList(c.volumes).replace(/"/g, "")}`);
+      case "stopsignal":
+        cc.StopSignal = c.signal;
+        return meta(`STOPSIGNAL ${c.signal}`);
+      case "healthcheck": {
+        const hc = c.health;
+        cc.Healthcheck =
+          hc.test[0] === "NONE"
+            ? { Test: ["NONE"] }
+            : {
+                Test: hc.test,
+                ...(hc.interval ? { Interval: hc.interval } : {}),
+                ...(hc.timeout ? { Timeout: hc.timeout } : {}),
+                ...(hc.startPeriod ? { StartPeriod: hc.startPeriod } : {}),
+                ...(hc.startInterval ? { StartInterval: hc.startInterval } : {}),
+                ...(hc.retries ? { Retries: hc.retries } : {}),
+              };
+        return meta(`HEALTHCHECK ${c.code.replace(/^healthcheck\s+/i, "")}`);
+      }
+      case "shell":
+        cc.Shell = c.shell;
+        return meta(`SHELL ${goQuoteList(c.shell).replace(/"/g, "")}`);
+      case "onbuild":
+        cc.OnBuild = [...(cc.OnBuild ?? []), c.expression];
+        return meta(`ONBUILD ${c.expression}`);
+      case "maintainer":
+        s.config.author = c.maintainer;
+        return meta(`MAINTAINER ${c.maintainer}`);
+      case "arg":
+        return meta(`ARG ${c.args.map((a) => (a.value !== undefined ? `${a.key}=${ins.env.get(a.key) ?? a.value}` : a.key)).join(" ")}`);
+      case "workdir":
+        return this.workdir(ins as ExpandedInstruction<typeof c>, s, name, b);
+      case "copy":
+      case "add":
+        return this.copy(ins as ExpandedInstruction<CopyCommand | AddCommand>, s, name, stages, b);
+      case "run":
+        return this.run(ins as ExpandedInstruction<RunCommand>, s, name, b);
+    }
+  }
+
+  // --- the directory view of a stage, for COPY and WORKDIR -------------------------------
+
+  private async tree(s: StageState): Promise<TreeView> {
+    if (s.tree) return s.tree;
+    const t: TreeView = { dirs: new Map(), files: new Set() };
+    for (const l of s.layers) mergeIndex(t, await this.store.layerIndex(l.diffId));
+    s.tree = t;
+    return t;
+  }
+
+  private withLayer(s: StageState, layer: LayerRecord | null, history: History, index?: LayerIndex): StageState {
+    const layers = layer ? [...s.layers, layer] : s.layers;
+    let tree = s.tree;
+    if (layer && tree && index) {
+      tree = { dirs: new Map(tree.dirs), files: new Set(tree.files) };
+      mergeIndex(tree, index);
+    } else if (layer) tree = undefined;
+    return {
+      config: { ...s.config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } },
+      layers,
+      chain: layer ? chainOf(layers) : s.chain,
+      history: [...s.history, layer ? history : { ...history, empty_layer: true }],
+      tree,
+    };
+  }
+
+  /** Look a step up in the build cache; on a miss run `make` and record its layer. */
+  private async cached(
+    key: string,
+    noCache: boolean,
+    vertex: number,
+    progress: ProgressSink,
+    make: () => Promise<LayerRecord | null>,
+  ): Promise<{ layer: LayerRecord | null; created: string; hit: boolean }> {
+    if (!noCache) {
+      const doc = await this.store.meta.read();
+      const rec = doc.buildCache?.[key];
+      if (rec && (rec.diffId === null || (doc.layers[rec.diffId] && (await this.store.content.has(rec.diffId))))) {
+        progress.cached(vertex);
+        return { layer: rec.diffId ? doc.layers[rec.diffId]! : null, created: rec.created, hit: true };
+      }
+    }
+    const layer = await make();
+    const created = new Date().toISOString();
+    await this.store.meta.update((doc) => {
+      doc.buildCache ??= {};
+      doc.buildCache[key] = { diffId: layer?.diffId ?? null, created, lastUsed: created };
+      if (layer && !doc.layers[layer.diffId]) doc.layers[layer.diffId] = layer;
+    });
+    progress.done(vertex);
+    return { layer, created, hit: false };
+  }
+
+  private async workdir(ins: ExpandedInstruction<Extract<Command, { kind: "workdir" }>>, s: StageState, name: string, b: Parameters<Builder["buildStage"]>[2]) {
+    const cc = (s.config.config ??= {});
+    const p = ins.command.path;
+    const wd = path.posix.isAbsolute(p) ? path.posix.normalize(p) : path.posix.join(cc.WorkingDir || "/", p);
+    cc.WorkingDir = wd;
+    const v = b.progress.start(name);
+    const tree = await this.tree(s);
+    const rel = wd.replace(/^\/+/, "").replace(/\/$/, "");
+    const missing = missingDirs(tree, rel);
+    const history: History = { created_by: `WORKDIR ${wd}`, comment: "buildkit.dockerfile.v0" };
+    if (!missing.length) {
+      b.progress.done(v);
+      return this.withLayer(s, null, { ...history, created: new Date().toISOString() });
+    }
+    const owner = cc.User ? await this.ownerFor(s, cc.User) : { uid: 0, gid: 0 };
+    const dirs: CopyItem[] = missing.map((d) => ({ dest: d, type: "dir", mode: 0o755, ...owner, mtimeMs: Date.now(), size: 0 }));
+    const key = h("workdir", s.chain, missing, owner);
+    const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => this.store.ingestLayer(copyLayerStream([], dirs)));
+    const idx: LayerIndex = { dirs: Object.fromEntries(dirs.map((d) => [d.dest, [0o755, owner.uid, owner.gid]])), files: [], whiteouts: [], opaque: [] };
+    return this.withLayer(s, r.layer, { ...history, created: r.created }, idx);
+  }
+
+  private async ownerFor(s: StageState, spec: string): Promise<{ uid: number; gid: number }> {
+    const [u, g] = spec.split(":", 2) as [string, string | undefined];
+    // Docker: a user without a group uses the same number as the GID.
+    if (/^\d+$/.test(u) && (g === undefined || /^\d+$/.test(g))) return { uid: Number(u), gid: g === undefined ? Number(u) : Number(g) };
+    // Names: read /etc/passwd and /etc/group from the stage's layers (unpacked once per chain).
+    const lowers = await this.snapshots.ensureChain(this.layerSources(s.layers));
+    const snap = await this.snapshots.prepare(lowers);
+    try {
+      const r = await resolveUser(snap.mountpoint, spec);
+      return { uid: r.uid, gid: g === undefined ? r.uid : r.gid };
+    } finally {
+      await snap.remove();
+    }
+  }
+
+  private layerSources(layers: LayerRecord[]): LayerSource[] {
+    return layers.map((l) => ({ diffId: l.diffId, open: () => this.store.content.open(l.diffId) }));
+  }
+
+  private async copy(
+    ins: ExpandedInstruction<CopyCommand | AddCommand>,
+    s: StageState,
+    name: string,
+    stages: ExpandedStage[],
+    b: Parameters<Builder["buildStage"]>[2],
+  ): Promise<StageState> {
+    const c = ins.command;
+    const cc = s.config.config ?? {};
+    const from = c.kind === "copy" ? c.from : "";
+    const chown = c.chown ? await this.ownerFor(s, c.chown) : undefined;
+    const chmod = c.chmod ? Number.parseInt(c.chmod, 8) : undefined;
+    if (c.chmod && (chmod === undefined || Number.isNaN(chmod) || !/^[0-7]{3,4}$/.test(c.chmod)))
+      throw new StrataError("INVALID_ARGUMENT", `invalid chmod parameter: ${c.chmod}`);
+    const urls = c.sources.filter((x) => /^https?:\/\//.test(x));
+    if (urls.length) throw new StrataError("UNSUPPORTED", "ADD from a URL is not supported yet");
+    if (c.kind === "add" && c.sources.some((x) => /\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$/.test(x)))
+      throw new StrataError("UNSUPPORTED", "ADD of a local archive (auto-extraction) is not supported yet");
+    const v = b.progress.start(name);
+    let entries: Map<string, ContextEntry>;
+    let root: string;
+    let release = async () => {};
+    let sourceKey: unknown;
+    if (from) {
+      const idx = /^\d+$/.test(from) ? Number(from) : stages.findIndex((x) => x.name === from.toLowerCase());
+      const srcStage = idx >= 0 ? stages.find((x) => x.index === (/^\d+$/.test(from) ? idx : stages[idx]!.index)) : undefined;
+      let srcLayers: LayerRecord[];
+      let srcChain: string;
+      if (srcStage) {
+        const st = await b.runStage(srcStage);
+        srcLayers = st.layers;
+        srcChain = st.chain;
+      } else {
+        const img = await this.resolver.resolve(from, { pull: !!b.req.pull, platform: b.platform });
+        srcLayers = img.layers;
+        srcChain = chainOf(img.layers);
+      }
+      const lowers = await this.snapshots.ensureChain(this.layerSources(srcLayers));
+      const snap = await this.snapshots.prepare(lowers);
+      release = () => snap.remove();
+      root = snap.mountpoint;
+      entries = new Map();
+      for await (const e of walkContext(root, undefined)) entries.set(e.relPath, e);
+      sourceKey = { chain: srcChain, sources: c.sources };
+    } else {
+      entries = await b.loadContext();
+      root = b.req.contextDir;
+    }
+    try {
+      const tree = await this.tree(s);
+      const items: CopyItem[] = [];
+      for (const hd of c.heredocs) {
+        const dest = c.dest.endsWith("/") ? path.posix.join(c.dest, hd.path) : c.dest;
+        const abs = path.posix.isAbsolute(dest) ? dest : path.posix.join(cc.WorkingDir || "/", dest);
+        const data = Buffer.from(hd.data);
+        items.push({ dest: abs.replace(/^\/+/, ""), type: "file", mode: chmod ?? 0o644, uid: chown?.uid ?? 0, gid: chown?.gid ?? 0, mtimeMs: Date.now(), size: data.length, source: { data } });
+      }
+      const fileSources = c.sources.filter((x) => !c.heredocs.some((hd) => hd.path === x));
+      if (fileSources.length)
+        items.push(
+          ...resolveCopy(entries, fileSources, c.dest, { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase() }, root, (p) => tree.dirs.has(p)),
+        );
+      if (!from)
+        await mapLimit(items, 8, async (it) => {
+          if (it.type === "file" && it.source && "abs" in it.source)
+            it.digest = await b.statCache.digest(it.source.abs, entries.get(path.relative(root, it.source.abs))!);
+        });
+      else
+        for (const it of items) if (it.type === "file" && it.source && "data" in it.source) it.digest = createHash("sha256").update(it.source.data).digest("hex");
+      // Parent directories this copy must create.
+      const needed = new Set<string>();
+      for (const it of items) {
+        const parts = it.dest.split("/");
+        for (let i = 1; i < parts.length; i++) needed.add(parts.slice(0, i).join("/"));
+      }
+      const newDirs: CopyItem[] = [...needed]
+        .filter((d) => !tree.dirs.has(d) && !items.some((it) => it.dest === d))
+        .sort()
+        .map((d) => ({ dest: d, type: "dir", mode: 0o755, uid: chown?.uid ?? 0, gid: chown?.gid ?? 0, mtimeMs: Date.now(), size: 0 }));
+      const key = h(c.kind, s.chain, sourceKey ?? null, c.dest, cc.WorkingDir, chown, chmod, c.link, c.exclude,
+        items.map((it) => [it.dest, it.type, it.mode, it.uid, it.gid, it.size, it.linkTarget, it.digest ?? (from ? it.mtimeMs : null)]),
+        newDirs.map((d) => d.dest));
+      const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () =>
+        items.length || newDirs.length ? this.store.ingestLayer(copyLayerStream(items, newDirs)) : null,
+      );
+      const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
+      for (const it of [...newDirs, ...items]) {
+        if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
+        else idx.files.push(it.dest);
+      }
+      const createdBy = `${c.code.replace(/^(copy|add)\b/i, (m) => m.toUpperCase())} # buildkit`;
+      return this.withLayer(s, r.layer, { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" }, idx);
+    } catch (e) {
+      b.progress.error(v, errorMessage(e));
+      throw e;
+    } finally {
+      await release();
+    }
+  }
+
+  private async run(ins: ExpandedInstruction<RunCommand>, s: StageState, name: string, b: Parameters<Builder["buildStage"]>[2]): Promise<StageState> {
+    const c = ins.command;
+    const cc = s.config.config ?? {};
+    const shell = cc.Shell ?? ["/bin/sh", "-c"];
+    let script = c.cmdLine.join(" ");
+    if (c.prependShell && c.heredocs.length) {
+      // The shell reads heredocs natively: give it the line and the bodies as written.
+      script = [script, ...c.heredocs.map((hd) => `${hd.data}${hd.data.endsWith("\n") ? "" : "\n"}${hd.name}`)].join("\n");
+    }
+    const args = c.prependShell ? [...shell, script] : c.cmdLine;
+    // The environment: image ENV, then the ARGs in scope (they are in RUN's environment).
+    const env = new Map<string, string>();
+    for (const e of cc.Env ?? []) {
+      const i = e.indexOf("=");
+      env.set(e.slice(0, i), e.slice(i + 1));
+    }
+    const argEnv: [string, string][] = [];
+    for (const a of [...ins.usedArgs].sort()) {
+      const val = ins.env.get(a);
+      if (val !== undefined && !(cc.Env ?? []).some((e) => e.startsWith(`${a}=`))) argEnv.push([a, val]);
+    }
+    for (const [k, v2] of argEnv) env.set(k, v2);
+    if (!env.has("PATH")) env.set("PATH", DEFAULT_PATH);
+    const network = c.network && c.network !== "default" ? c.network : (b.req.network ?? "default");
+    const secretMounts = (c.mounts ?? []).filter((m) => m.type === "secret");
+    const cacheMounts = (c.mounts ?? []).filter((m) => m.type === "cache");
+    const tmpfsMounts = (c.mounts ?? []).filter((m) => m.type === "tmpfs");
+    const bindMounts = (c.mounts ?? []).filter((m) => m.type === "bind");
+    const argPrefix = argEnv.length ? `|${argEnv.length} ${argEnv.map(([k, v2]) => `${k}=${v2}`).join(" ")} ` : "";
+    const createdBy = `RUN ${argPrefix}${args.join(" ")} # buildkit`;
+    const key = h("run", s.chain, args, [...env.entries()].sort(), cc.User ?? "", cc.WorkingDir ?? "", network,
+      (c.mounts ?? []).map((m) => ({ ...m, ...(m.type === "secret" ? { source: undefined } : {}) })));
+    const v = b.progress.start(name);
+    try {
+      const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
+        if (!findRuntime()) throw new StrataError("UNSUPPORTED", "RUN needs an OCI runtime: runc or crun is not installed");
+        const lowers = await this.snapshots.ensureChain(this.layerSources(s.layers));
+        const snap = await this.snapshots.prepare(lowers);
+        try {
+          const user = await resolveUser(snap.mountpoint, cc.User);
+          const etc = await this.etcFiles();
+          const mounts = [];
+          for (const m of secretMounts) {
+            const id = m.cacheId || path.posix.basename(m.target || "");
+            const sec = b.req.secrets?.find((x) => x.id === id);
+            if (!sec) {
+              if (m.required) throw new StrataError("INVALID_ARGUMENT", `secret ${id}: not found`);
+              continue;
+            }
+            if (m.env) env.set(m.env, sec.data.toString());
+            if (m.env && !m.target) continue;
+            const file = path.join(etc.dir, `secret-${id}`);
+            await fsp.writeFile(file, sec.data, { mode: m.mode ?? 0o400 });
+            if (m.uid !== undefined || m.gid !== undefined) await fsp.chown(file, m.uid ?? 0, m.gid ?? 0);
+            mounts.push({ destination: m.target || `/run/secrets/${id}`, type: "bind", source: file, options: ["rbind", "ro"] });
+          }
+          for (const m of cacheMounts) {
+            const id = m.cacheId || m.target;
+            const dir = path.join(this.store.root, "cache-mounts", createHash("sha256").update(id).digest("hex").slice(0, 32));
+            await fsp.mkdir(dir, { recursive: true });
+            mounts.push({ destination: m.target, type: "bind", source: dir, options: ["rbind", m.readOnly ? "ro" : "rw"] });
+          }
+          for (const m of tmpfsMounts) mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
+          for (const m of bindMounts) {
+            if (m.from) throw new StrataError("UNSUPPORTED", "RUN --mount=type=bind,from= is not supported yet");
+            const src = path.join(b.req.contextDir, path.posix.normalize(`/${m.source ?? ""}`));
+            // Always read-only: a RUN must never change the user's context (BuildKit's rw writes are thrown away).
+            mounts.push({ destination: m.target, type: "bind", source: src, options: ["rbind", "ro"] });
+          }
+          // The working directory exists before the process starts (BuildKit creates it).
+          if (cc.WorkingDir) await fsp.mkdir(path.join(snap.mountpoint, cc.WorkingDir), { recursive: true });
+          // Mount points the runtime will create (a stub file or dir) must not land in the layer.
+          const stubPaths = ["/proc", "/dev", "/sys", "/etc/resolv.conf", "/etc/hosts", ...mounts.map((m) => m.destination)];
+          const stubs: string[] = [];
+          for (const p of stubPaths) {
+            const parts = path.posix.normalize(p).split("/").filter(Boolean);
+            for (let i = 1; i <= parts.length; i++) {
+              const sub = parts.slice(0, i).join("/");
+              if (!existsSync(path.join(snap.mountpoint, sub))) {
+                stubs.push(sub);
+                break;
+              }
+            }
+          }
+          const tail: string[] = [];
+          let pending = "";
+          const res = await runProcess({
+            bundleDir: path.join(etc.dir, "bundle"),
+            spec: {
+              rootPath: snap.mountpoint,
+              process: { args, env: [...env.entries()].map(([k, v2]) => `${k}=${v2}`), cwd: cc.WorkingDir || "/", uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+              network: network === "none" ? "none" : "host",
+              resolvConf: etc.resolv,
+              hosts: etc.hosts,
+              mounts,
+            },
+            signal: b.req.signal,
+            onOutput: (chunk) => {
+              pending += chunk.toString();
+              const lines = pending.split("\n");
+              pending = lines.pop()!;
+              for (const l of lines) {
+                b.progress.log(v, l, true);
+                tail.push(l);
+                if (tail.length > 10) tail.shift();
+              }
+            },
+          });
+          if (pending) {
+            b.progress.log(v, pending, true);
+            tail.push(pending);
+          }
+          await fsp.rm(etc.dir, { recursive: true, force: true });
+          if (res.exitCode !== 0) {
+            const msg = `process "${args.join(" ")}" did not complete successfully: exit code: ${res.exitCode}`;
+            throw Object.assign(new StrataError("IO_ERROR", msg), { tail });
+          }
+          for (const st of stubs) await fsp.rm(path.join(snap.upper, st), { recursive: true, force: true });
+          const opaque = await findOpaqueDirs(snap.upper);
+          const layer = await this.store.ingestLayer(diffUpper(snap.upper, opaque), { what: "RUN layer" });
+          if (layer.contentSize === 0 && (await isEmptyDiff(snap.upper))) {
+            await snap.remove();
+            return null;
+          }
+          await this.snapshots.commitUpper(snap, chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
+          return layer;
+        } finally {
+          await snap.remove();
+        }
+      });
+      return this.withLayer(s, r.layer, { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" });
+    } catch (e) {
+      b.progress.error(v, errorMessage(e));
+      throw e;
+    }
+  }
+
+  private async etcFiles(): Promise<{ dir: string; resolv: string; hosts: string }> {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "strata-run-"));
+    const resolv = path.join(dir, "resolv.conf");
+    const hosts = path.join(dir, "hosts");
+    const hostResolv = await fsp.readFile("/etc/resolv.conf", "utf8").catch(() => "nameserver 127.0.0.1\n");
+    await fsp.writeFile(resolv, hostResolv);
+    await fsp.writeFile(hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tstrata\n");
+    return { dir, resolv, hosts };
+  }
+}
+
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+function chainOf(layers: readonly LayerRecord[]): string {
+  return layers.length ? chainIds(layers.map((l) => l.diffId)).at(-1)! : "";
+}
+
+function mergeIndex(t: TreeView, idx: LayerIndex): void {
+  const drop = (p: string) => {
+    t.dirs.delete(p);
+    t.files.delete(p);
+    const prefix = `${p}/`;
+    for (const d of [...t.dirs.keys()]) if (d.startsWith(prefix)) t.dirs.delete(d);
+    for (const f of [...t.files]) if (f.startsWith(prefix)) t.files.delete(f);
+  };
+  for (const w of idx.whiteouts) drop(w);
+  for (const o of idx.opaque) {
+    const prefix = `${o}/`;
+    for (const d of [...t.dirs.keys()]) if (d.startsWith(prefix)) t.dirs.delete(d);
+    for (const f of [...t.files]) if (f.startsWith(prefix)) t.files.delete(f);
+  }
+  for (const [d, m] of Object.entries(idx.dirs)) t.dirs.set(d, m);
+  for (const f of idx.files) t.files.add(f);
+}
+
+function missingDirs(t: TreeView, rel: string): string[] {
+  if (!rel) return [];
+  const parts = rel.split("/");
+  const out: string[] = [];
+  for (let i = 1; i <= parts.length; i++) {
+    const p = parts.slice(0, i).join("/");
+    if (!t.dirs.has(p)) out.push(p);
+  }
+  return out;
+}
+
+function displayOf(ins: ExpandedInstruction<Command>): string {
+  const c = ins.original;
+  return c.code.replace(/^\S+/, (m) => m.toUpperCase());
+}
+
+function humanBytes(n: number): string {
+  if (n < 1000) return `${n}B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(2)}kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(2)}MB`;
+  return `${(n / 1e9).toFixed(2)}GB`;
+}
+
+async function isEmptyDiff(upper: string): Promise<boolean> {
+  return (await fsp.readdir(upper)).length === 0;
+}
+
+/** Image config keys in the order BuildKit writes them. */
+function orderConfig(c: ImageConfig): Record<string, unknown> {
+  const { architecture, os: osName, variant, config, created, history, rootfs, ...rest } = c as ImageConfig & Record<string, unknown>;
+  return { architecture, ...(variant ? { variant } : {}), config, created, history, os: osName, rootfs, ...rest };
+}

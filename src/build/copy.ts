@@ -1,0 +1,174 @@
+import { createReadStream } from "node:fs";
+import path from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { pack as tarPack } from "tar-stream";
+import { StrataError } from "../util/index.js";
+import type { ContextEntry } from "./context.js";
+
+/** One thing a COPY/ADD puts into the layer. */
+export interface CopyItem {
+  /** Path inside the image, relative to / (no leading slash). */
+  dest: string;
+  type: "file" | "dir" | "symlink";
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  size: number;
+  linkTarget?: string;
+  /** Where the bytes come from (files only). */
+  source?: { abs: string } | { data: Buffer };
+  /** Content digest (files), filled in for the cache key. */
+  digest?: string;
+}
+
+/** Go's filepath.Match for one path segment pattern set: `*`, `?`, `[...]`, escapes. */
+export function hasGlob(p: string): boolean {
+  return /[*?[\\]/.test(p);
+}
+
+function segmentRegex(seg: string): RegExp {
+  let re = "";
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i]!;
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "\\" && i + 1 < seg.length) re += `\\${seg[++i]}`;
+    else if (c === "[") {
+      const end = seg.indexOf("]", i + 1);
+      if (end < 0) throw new StrataError("INVALID_ARGUMENT", `syntax error in pattern: ${seg}`);
+      let cls = seg.slice(i + 1, end);
+      if (cls.startsWith("^")) cls = `!${cls.slice(1)}`;
+      re += `[${cls.startsWith("!") ? `^${cls.slice(1)}` : cls}]`;
+      i = end;
+    } else re += c.replace(/[.+^${}()|]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** Clean a source path relative to the context root; a path that climbs out is an error. */
+export function cleanSource(src: string): string {
+  const parts: string[] = [];
+  for (const seg of src.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (!parts.length) throw new StrataError("INVALID_ARGUMENT", `forbidden path outside the build context: ${src}`);
+      parts.pop();
+    } else parts.push(seg);
+  }
+  return parts.join("/");
+}
+
+export interface ResolveOptions {
+  /** The stage's WORKDIR, for a relative destination. */
+  workdir: string;
+  chown?: { uid: number; gid: number };
+  chmod?: number;
+  /** What the instruction is called in messages (COPY, ADD). */
+  name: string;
+}
+
+/**
+ * Resolve COPY sources against the context entries (already filtered by .dockerignore)
+ * with Docker's rules: a directory copies its contents; wildcards match per path segment;
+ * several sources need a destination ending in "/"; a destination ending in "/" (or an
+ * existing directory, which the caller tells by `destIsDir`) receives sources by base name.
+ */
+export function resolveCopy(
+  entries: ReadonlyMap<string, ContextEntry>,
+  sources: string[],
+  dest: string,
+  o: ResolveOptions,
+  contextRoot: string,
+  destIsDir: (p: string) => boolean,
+): CopyItem[] {
+  const absDest = path.posix.isAbsolute(dest) ? dest : path.posix.join(o.workdir || "/", dest);
+  const destDirSyntax = dest.endsWith("/") || dest === "." || dest.endsWith("/.");
+  const destRel = path.posix.normalize(absDest).replace(/^\/+/, "").replace(/\/$/, "");
+  const matches: { rel: string; entry: ContextEntry }[] = [];
+  const all = [...entries.keys()];
+  for (const s of sources) {
+    const clean = cleanSource(s);
+    if (hasGlob(clean)) {
+      const segs = clean.split("/").map(segmentRegex);
+      const hits = all.filter((p) => {
+        const ps = p.split("/");
+        return ps.length === segs.length && ps.every((x, i) => segs[i]!.test(x));
+      });
+      if (!hits.length) throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
+      for (const h of hits) matches.push({ rel: h, entry: entries.get(h)! });
+    } else if (clean === "") {
+      matches.push({ rel: "", entry: { relPath: "", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, dev: 0, ino: 0, nlink: 1, rdev: 0 } });
+    } else {
+      const e = entries.get(clean);
+      if (!e) throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
+      matches.push({ rel: clean, entry: e });
+    }
+  }
+  if ((matches.length > 1 || sources.length > 1) && !destDirSyntax)
+    throw new StrataError(
+      "INVALID_ARGUMENT",
+      `When using ${o.name} with more than one source file, the destination must be a directory and end with a /`,
+    );
+  const items: CopyItem[] = [];
+  const own = (e: ContextEntry) => ({ uid: o.chown?.uid ?? 0, gid: o.chown?.gid ?? 0, mode: o.chmod ?? e.mode & 0o7777 });
+  const add = (rel: string, e: ContextEntry, to: string) => {
+    const base = { dest: to, mtimeMs: e.mtimeMs, ...own(e) };
+    if (e.type === "file") items.push({ ...base, type: "file", size: e.size, source: { abs: path.join(contextRoot, rel) } });
+    else if (e.type === "symlink") items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
+    else if (e.type === "dir") items.push({ ...base, type: "dir", size: 0 });
+  };
+  for (const m of matches) {
+    if (m.entry.type === "dir") {
+      // The directory's contents go into the destination.
+      const prefix = m.rel === "" ? "" : `${m.rel}/`;
+      for (const p of all) {
+        if (prefix && !p.startsWith(prefix)) continue;
+        const sub = p.slice(prefix.length);
+        add(p, entries.get(p)!, destRel ? `${destRel}/${sub}` : sub);
+      }
+      continue;
+    }
+    const intoDir = destDirSyntax || matches.length > 1 || destIsDir(destRel);
+    const to = intoDir ? (destRel ? `${destRel}/${path.posix.basename(m.rel)}` : path.posix.basename(m.rel)) : destRel;
+    if (!to) throw new StrataError("INVALID_ARGUMENT", `cannot copy a file to /`);
+    add(m.rel, m.entry, to);
+  }
+  items.sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
+  return items;
+}
+
+/**
+ * A layer tar of the items, with the missing parent directories (`newDirs`) first. Files
+ * stream from disk one at a time; nothing is buffered whole.
+ */
+export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readable {
+  const pack = tarPack();
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  (async () => {
+    const entry = (h: Parameters<typeof pack.entry>[0], body?: Buffer | string) =>
+      new Promise<void>((resolve, reject) => {
+        if (body !== undefined) pack.entry(h, body, (e) => (e ? reject(e) : resolve()));
+        else pack.entry(h, (e) => (e ? reject(e) : resolve()));
+      });
+    const all = [...newDirs, ...items].sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
+    for (const it of all) {
+      const h = { name: it.type === "dir" ? `${it.dest}/` : it.dest, mode: it.mode, uid: it.uid, gid: it.gid, mtime: new Date(Math.floor(it.mtimeMs / 1000) * 1000) };
+      if (it.type === "dir") await entry({ ...h, type: "directory" });
+      else if (it.type === "symlink") await entry({ ...h, type: "symlink", linkname: it.linkTarget });
+      else if (it.source && "data" in it.source) await entry({ ...h, size: it.source.data.length }, it.source.data);
+      else {
+        const src = it.source as { abs: string };
+        await new Promise<void>((resolve, reject) => {
+          const w = pack.entry({ ...h, size: it.size }, (e) => (e ? reject(e) : resolve()));
+          pipeline(createReadStream(src.abs, { highWaterMark: 1 << 20 }), w).catch(reject);
+        });
+      }
+    }
+    pack.finalize();
+  })().catch((e) => pack.destroy(e));
+  pack.on("error", (e) => out.destroy(e));
+  pack.pipe(out);
+  return out;
+}

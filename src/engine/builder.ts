@@ -1,0 +1,134 @@
+import { spawn } from "node:child_process";
+import { createWriteStream, promises as fsp } from "node:fs";
+import path from "node:path";
+import { saveArchive } from "../archive/index.js";
+import { type BaseImage, type BuildRequest, Builder, type ImageResolver, type ProgressSink } from "../build/index.js";
+import { type Digest, MediaType, type Platform, diffIdsOf, parseImageConfig } from "../oci/index.js";
+import { parseNormalizedNamed, referenceString } from "../reference/index.js";
+import type { Store } from "../store/index.js";
+import { StrataError } from "../util/index.js";
+import type { ImageService } from "./images.js";
+
+export type BuildOutput =
+  | { type: "image" }
+  | { type: "docker" | "oci" | "tar"; dest: string }
+  | { type: "local"; dest: string };
+
+export interface BuildImageRequest extends BuildRequest {
+  tags: string[];
+  outputs?: BuildOutput[];
+}
+
+/** Resolves FROM and COPY --from images in the local store (a registry pull comes with the client). */
+class LocalResolver implements ImageResolver {
+  constructor(
+    private readonly store: Store,
+    private readonly images: ImageService,
+  ) {}
+
+  async resolve(ref: string, _opts: { pull: boolean; platform: Platform }): Promise<BaseImage> {
+    const doc = await this.store.meta.read();
+    let rec;
+    try {
+      rec = this.images.resolve(doc, ref);
+    } catch (e) {
+      if (e instanceof StrataError && e.code === "IMAGE_NOT_FOUND") {
+        let name = ref;
+        try {
+          const r = parseNormalizedNamed(ref);
+          name = referenceString(r.tag || r.digest ? r : { ...r, tag: "latest" });
+        } catch {
+          // keep as given
+        }
+        throw new StrataError("IMAGE_NOT_FOUND", `${name}: not found locally (pulling base images from a registry is not supported yet)`);
+      }
+      throw e;
+    }
+    const config = parseImageConfig(await this.store.content.readSmall(rec.id));
+    const layers = diffIdsOf(config.value).map((d) => {
+      const l = doc.layers[d];
+      if (!l) throw new StrataError("STORE_CORRUPT", `layer ${d} of ${ref} has no record`);
+      return l;
+    });
+    return { id: rec.id, config, layers };
+  }
+}
+
+/** `build`: runs the builder, then records the image and writes the requested outputs. */
+export class BuildService {
+  constructor(
+    private readonly store: Store,
+    private readonly images: ImageService,
+  ) {}
+
+  async build(req: BuildImageRequest, progress: ProgressSink) {
+    const tags = req.tags.map((t) => {
+      const r = parseNormalizedNamed(t);
+      if (r.digest) throw new StrataError("INVALID_REFERENCE", `invalid reference format: ${t}`);
+      return referenceString(r.tag ? r : { ...r, tag: "latest" });
+    });
+    const builder = new Builder(this.store, new LocalResolver(this.store, this.images));
+    const res = await builder.build(req, progress);
+    const v = res.exportVertex;
+    const outputs = req.outputs?.length ? req.outputs : [{ type: "image" as const }];
+    let id = res.config.digest;
+    for (const out of outputs) {
+      if (out.type === "image") {
+        const put = await this.store.putImage({ config: res.config, layers: res.layers, tags });
+        id = put.record.id;
+        progress.log(v, `writing image ${id} done`);
+        for (const t of tags) progress.log(v, `naming to ${t} done`);
+      } else if (out.type === "docker" || out.type === "oci") {
+        await this.store.putImage({ config: res.config, layers: res.layers, tags });
+        const image = await this.store.image(res.config.digest);
+        const rec = image.record;
+        const raw = await this.store.content.readSmall(rec.manifest);
+        const dest = path.resolve(out.dest);
+        await saveArchive([{ image, manifest: { raw, digest: rec.manifest }, tags }], createWriteStream(dest));
+        progress.log(v, `sending tarball done`);
+      } else {
+        await this.exportFilesystem(res.layers.map((l) => l.diffId), out as { type: "local" | "tar"; dest: string });
+        progress.log(v, `copying files done`);
+      }
+    }
+    progress.done(v);
+    return { id, config: res.config, warnings: res.warnings, mediaType: MediaType.OciManifest };
+  }
+
+  /**
+   * type=local / type=tar: the final filesystem. Each layer's deletions (whiteouts, opaque
+   * directories, known from its index) are applied before it is extracted without them.
+   */
+  private async exportFilesystem(diffIds: Digest[], out: { type: "local" | "tar"; dest: string }) {
+    const dest = path.resolve(out.dest);
+    const dir = out.type === "local" ? dest : await fsp.mkdtemp(path.join(path.dirname(dest), ".strata-export-"));
+    await fsp.mkdir(dir, { recursive: true });
+    try {
+      for (const d of diffIds) {
+        const idx = await this.store.layerIndex(d);
+        for (const w of idx.whiteouts) await fsp.rm(path.join(dir, w), { recursive: true, force: true });
+        for (const o of idx.opaque) {
+          const entries = await fsp.readdir(path.join(dir, o)).catch(() => [] as string[]);
+          for (const e of entries) await fsp.rm(path.join(dir, o, e), { recursive: true, force: true });
+        }
+        await runTool("tar", ["-x", "-f", "-", "-C", dir, "--numeric-owner", "-p", "--exclude=.wh.*"], await this.store.content.open(d));
+      }
+      if (out.type === "tar") await runTool("tar", ["-c", "-f", dest, "-C", dir, "--numeric-owner", "--sort=name", "."]);
+    } finally {
+      if (out.type === "tar") await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+function runTool(cmd: string, args: string[], input?: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: [input ? "pipe" : "ignore", "ignore", "pipe"] });
+    const err: Buffer[] = [];
+    p.stderr!.on("data", (c: Buffer) => err.push(c));
+    if (input) input.pipe(p.stdin!);
+    p.on("error", reject);
+    p.on("close", (c) =>
+      c === 0 ? resolve() : reject(new StrataError("IO_ERROR", `${cmd} failed: ${Buffer.concat(err).toString().trim()}`)),
+    );
+  });
+}
