@@ -3,3 +3,4 @@ export * from "./fs.js";
 export * from "./lock.js";
 export * from "./streams.js";
 export * from "./format.js";
+export * from "./template.js";
