@@ -17,11 +17,12 @@ import {
   parseJsonDocument,
   parseManifest,
   selectPlatform,
+  zod,
 } from "../oci/index.js";
 import { parseDockerRef, referenceString } from "../reference/index.js";
 import type { LayerRecord, StagedBlob, Store } from "../store/index.js";
 import { StrataError, readAllLimited } from "../util/index.js";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** One image found in an archive, ready to be recorded. */
 export interface LoadedImage {
@@ -43,13 +44,18 @@ interface Member {
   probe?: { scan?: LayerScan; error?: Error };
 }
 
-const dockerManifestSchema = z.array(
-  z.looseObject({
-    Config: z.string(),
-    RepoTags: z.array(z.string()).nullable().optional(),
-    Layers: z.array(z.string()),
-  }),
-);
+/** docker save's manifest.json (built on first use: zod loads lazily). */
+function dockerManifestSchema() {
+  const z = zod();
+  return z.array(
+    z.looseObject({
+      Config: z.string(),
+      RepoTags: z.array(z.string()).nullable().optional(),
+      Layers: z.array(z.string()),
+    }),
+  );
+}
+type DockerManifest = z.infer<ReturnType<typeof dockerManifestSchema>>;
 
 /**
  * Read a `docker save` tarball (Docker < 25 layout with <id>/layer.tar, Docker 25+ with
@@ -146,9 +152,9 @@ export async function loadArchive(
 
     const images: { config: Parsed<ImageConfig>; layerMembers: Member[]; layerTypes?: string[]; tags: string[] }[] = [];
     if (resolve("manifest.json")) {
-      const entries = parseJsonDocument<z.infer<typeof dockerManifestSchema>>(
+      const entries = parseJsonDocument<DockerManifest>(
         await readJson("manifest.json"),
-        dockerManifestSchema,
+        dockerManifestSchema(),
         "manifest.json",
       );
       for (const e of entries) {

@@ -548,7 +548,7 @@ export class Builder {
       if (!from)
         await mapLimit(items, 8, async (it) => {
           if (it.type === "file" && it.source && "abs" in it.source)
-            it.digest = await b.statCache.digest(it.source.abs, entries.get(path.relative(root, it.source.abs))!);
+            it.digest = await b.statCache.digest(it.source.abs, it.entry!);
         });
       else
         for (const it of items) if (it.type === "file" && it.source && "data" in it.source) it.digest = createHash("sha256").update(it.source.data).digest("hex");
@@ -558,8 +558,9 @@ export class Builder {
         const parts = it.dest.split("/");
         for (let i = 1; i < parts.length; i++) needed.add(parts.slice(0, i).join("/"));
       }
+      const itemDests = new Set(items.map((it) => it.dest));
       const newDirs: CopyItem[] = [...needed]
-        .filter((d) => !tree.dirs.has(d) && !items.some((it) => it.dest === d))
+        .filter((d) => !tree.dirs.has(d) && !itemDests.has(d))
         .sort()
         .map((d) => ({ dest: d, type: "dir", mode: 0o755, uid: chown?.uid ?? 0, gid: chown?.gid ?? 0, mtimeMs: Date.now(), size: 0 }));
       const key = h(c.kind, s.chain, sourceKey ?? null, c.dest, cc.WorkingDir, chown, chmod, c.link, c.exclude,

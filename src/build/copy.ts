@@ -21,6 +21,8 @@ export interface CopyItem {
   source?: { abs: string } | { data: Buffer };
   /** Content digest (files), filled in for the cache key. */
   digest?: string;
+  /** The context entry it came from (its stat feeds the checksum cache). */
+  entry?: ContextEntry;
 }
 
 /** Go's filepath.Match for one path segment pattern set: `*`, `?`, `[...]`, escapes. */
@@ -115,7 +117,7 @@ export function resolveCopy(
   const own = (e: ContextEntry) => ({ uid: o.chown?.uid ?? 0, gid: o.chown?.gid ?? 0, mode: o.chmod ?? e.mode & 0o7777 });
   const add = (rel: string, e: ContextEntry, to: string) => {
     const base = { dest: to, mtimeMs: e.mtimeMs, ...own(e) };
-    if (e.type === "file") items.push({ ...base, type: "file", size: e.size, source: { abs: path.join(contextRoot, rel) } });
+    if (e.type === "file") items.push({ ...base, type: "file", size: e.size, source: { abs: path.join(contextRoot, rel) }, entry: e });
     else if (e.type === "symlink") items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
     else if (e.type === "dir") items.push({ ...base, type: "dir", size: 0 });
   };

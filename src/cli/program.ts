@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from "commander";
-import { Engine } from "../engine/index.js";
+import type { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
 import { registerBuildCommands } from "./commands/build.js";
+import { registerDistributionCommands } from "./commands/distribution.js";
 import { registerImageCommands } from "./commands/images.js";
 import { registerRegistryCommands } from "./commands/registry.js";
 import type { Context } from "./context.js";
@@ -16,7 +17,8 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
   const ctx: Context = {
     io,
     engine: () => {
-      engine ??= Engine.open({ root: program.opts().root });
+      // Loaded on first use: `--help` and `--version` never pay for the engine's modules.
+      engine ??= import("../engine/index.js").then((m) => m.Engine.open({ root: program.opts().root }));
       return engine;
     },
   };
@@ -28,6 +30,7 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
     .showSuggestionAfterError(true)
     .enablePositionalOptions(false);
   registerImageCommands(program, ctx);
+  registerDistributionCommands(program, ctx);
   registerBuildCommands(program, ctx);
   registerRegistryCommands(program);
   configureErrors(program, io);

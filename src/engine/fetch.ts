@@ -1,9 +1,9 @@
 import { Readable } from "node:stream";
-import { request } from "undici";
 import { StrataError } from "../util/index.js";
 
 /** Open an http(s) URL as a stream (`import URL`), following redirects. */
 export async function openUrl(url: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+  const { request } = await import("undici");
   let target = url;
   for (let hops = 0; hops < 10; hops++) {
     const res = await request(target, { method: "GET", signal: opts.signal }).catch((e: Error) => {

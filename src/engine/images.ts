@@ -1,4 +1,4 @@
-import { importRootfs, loadArchive, saveArchive, type SaveItem } from "../archive/index.js";
+import type { SaveItem } from "../archive/index.js";
 import {
   type ContainerConfig,
   type Digest,
@@ -392,6 +392,7 @@ export class ImageService {
       if (r.digest) throw new StrataError("INVALID_REFERENCE", "refusing to create a tag with a digest reference");
       tag = referenceString(r.tag ? r : { ...r, tag: "latest" });
     }
+    const { importRootfs } = await import("../archive/index.js");
     const img = await importRootfs(this.store, input, opts);
     const res = await this.store.putImage({ config: img.config, layers: img.layers, tags: tag ? [tag] : [] });
     return res.record.id;
@@ -399,6 +400,7 @@ export class ImageService {
 
   /** `load`: returns Docker's output lines. */
   async load(input: NodeJS.ReadableStream | string, opts: { platform?: Platform; signal?: AbortSignal } = {}) {
+    const { loadArchive } = await import("../archive/index.js");
     const images = await loadArchive(this.store, input, opts);
     const lines: string[] = [];
     for (const img of images) {
@@ -436,6 +438,7 @@ export class ImageService {
       const raw = await this.store.content.readSmall(rec.manifest);
       items.set(rec.id, { image, manifest: { raw, digest: rec.manifest }, tags });
     }
+    const { saveArchive } = await import("../archive/index.js");
     await saveArchive([...items.values()], out, opts);
   }
 

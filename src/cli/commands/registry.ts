@@ -1,13 +1,10 @@
 import os from "node:os";
 import path from "node:path";
 import { type Command, Option } from "commander";
-import {
-  checkRegistry,
-  collectGarbage,
-  loadConfigFile,
-  type RegistryConfig,
-  startRegistryServer,
-} from "../../registry/server/index.js";
+import type { RegistryConfig } from "../../registry/server/index.js";
+
+/** The server's modules (jose, yaml, bcrypt) load only when a registry command runs. */
+const serverModule = () => import("../../registry/server/index.js");
 import { humanSize, StrataError } from "../../util/index.js";
 
 /** Default registry root: never the image store's root (DESIGN §3). */
@@ -54,7 +51,7 @@ export function registerRegistryCommands(program: Command): void {
         opts: { addr?: string; config?: string; tlsCert?: string; tlsKey?: string; insecureOpen?: boolean },
         cmd: Command,
       ) => {
-        const file = opts.config ? await loadConfigFile(opts.config) : {};
+        const file = opts.config ? await (await serverModule()).loadConfigFile(opts.config) : {};
         if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
           throw new StrataError("INVALID_ARGUMENT", "--tls-cert and --tls-key go together");
         const config: RegistryConfig = {
@@ -68,7 +65,7 @@ export function registerRegistryCommands(program: Command): void {
               : file.tls,
           logger: (line) => process.stderr.write(`${line}\n`),
         };
-        const server = await startRegistryServer(config);
+        const server = await (await serverModule()).startRegistryServer(config);
         process.stdout.write(`Strata registry listening on ${server.url} (root ${config.root})\n`);
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {
@@ -99,8 +96,8 @@ export function registerRegistryCommands(program: Command): void {
         opts: { config?: string; dryRun?: boolean; deleteUntagged?: boolean; gracePeriod: string },
         cmd: Command,
       ) => {
-        const file = opts.config ? await loadConfigFile(opts.config) : undefined;
-        const report = await collectGarbage(rootOf(cmd, file), {
+        const file = opts.config ? await (await serverModule()).loadConfigFile(opts.config) : undefined;
+        const report = await (await serverModule()).collectGarbage(rootOf(cmd, file), {
           dryRun: opts.dryRun,
           deleteUntagged: opts.deleteUntagged,
           gracePeriodMs: parseDuration(opts.gracePeriod),
@@ -118,8 +115,8 @@ export function registerRegistryCommands(program: Command): void {
     .addOption(new Option("--root <dir>", "Registry storage directory"))
     .addOption(new Option("--config <file>", "Config file (its root is used when --root is not given)"))
     .action(async (opts: { config?: string }, cmd: Command) => {
-      const file = opts.config ? await loadConfigFile(opts.config) : undefined;
-      const r = await checkRegistry(rootOf(cmd, file), {
+      const file = opts.config ? await (await serverModule()).loadConfigFile(opts.config) : undefined;
+      const r = await (await serverModule()).checkRegistry(rootOf(cmd, file), {
         onEvent: (line) => process.stdout.write(`${line}\n`),
       });
       process.stdout.write(
