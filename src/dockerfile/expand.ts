@@ -331,7 +331,8 @@ export function expandStages(df: Dockerfile, opts: ExpandOptions = {}): ExpandRe
     }
     targetIndex = i;
   }
-  const targetName = opts.target ? df.stages[targetIndex]!.name : df.stages[df.stages.length - 1]!.name;
+  // As BuildKit: TARGETSTAGE is the target as the caller wrote it.
+  const targetName = opts.target || df.stages[df.stages.length - 1]!.name;
   const globalArgs = defaultArgs(buildPlatform, targetPlatform, targetName, buildArgs);
 
   const word = (w: string, env: Env, loc: Location, l: ShellLex = lex) => {
@@ -381,6 +382,8 @@ export function expandStages(df: Dockerfile, opts: ExpandOptions = {}): ExpandRe
     baseStage?: number;
     platform?: Platform;
     triggers: Trigger[];
+    /** A trigger that does not parse fails the stage only if the stage is built. */
+    triggerError?: DockerfileParseError;
     deps: Set<number>;
   }
   const plans: Plan[] = [];
@@ -462,7 +465,13 @@ export function expandStages(df: Dockerfile, opts: ExpandOptions = {}): ExpandRe
         if (c.kind === "from") throw new Error("FROM isn't allowed as an ONBUILD trigger");
         cmd = c;
       } catch (e) {
-        throw locErr(df, (e as { reason?: string; message: string }).reason ?? (e as Error).message, loc, e);
+        plan.triggerError = locErr(
+          df,
+          (e as { reason?: string; message: string }).reason ?? (e as Error).message,
+          loc,
+          e,
+        );
+        break;
       }
       plan.triggers.push({ command: cmd });
     }
@@ -514,6 +523,7 @@ export function expandStages(df: Dockerfile, opts: ExpandOptions = {}): ExpandRe
   const stages: ExpandedStage[] = [];
   for (const plan of plans) {
     if (!reachable.has(plan.stage.index)) continue;
+    if (plan.triggerError) throw plan.triggerError;
     const st = initialState(plan, done, opts);
     const expanded: ExpandedStage = {
       index: plan.stage.index,

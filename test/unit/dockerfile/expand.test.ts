@@ -171,9 +171,11 @@ describe("platform ARGs", () => {
 
   it("TARGETSTAGE is the target, or default", () => {
     expect(expand("FROM a\n").globalArgs.get("TARGETSTAGE")).toBe("default");
+    // As BuildKit: the target as the caller wrote it, else the last stage's name.
     expect(expand("FROM a AS one\nFROM a AS two\n", { target: "ONE" }).globalArgs.get("TARGETSTAGE")).toBe(
-      "one",
+      "ONE",
     );
+    expect(expand("FROM a AS one\nFROM a AS two\n").globalArgs.get("TARGETSTAGE")).toBe("two");
     expect(expand("FROM a\n", { buildArgs: { TARGETOS: "windows" } }).globalArgs.get("TARGETOS")).toBe(
       "windows",
     );
@@ -221,6 +223,12 @@ describe("stages, targets and dependencies", () => {
     expect(build.declaredArgs).toEqual(["V"]);
     expect(build.imageEnv.get("E")).toBe("e");
     expect(build.imageEnv.has("V")).toBe(false);
+  });
+
+  it("fails on a bad ONBUILD trigger only when the stage is built", () => {
+    const text = "FROM a AS base\nONBUILD RUN --nope x\nFROM base AS child\nFROM a AS other\n";
+    expect(expand(text).stages.map((s) => s.name)).toEqual(["other"]);
+    expect(errorOf(() => expand(text, { target: "child" })).message).toBe("Dockerfile:3: Unknown flag: nope");
   });
 
   it("uses base image config given by the caller", () => {

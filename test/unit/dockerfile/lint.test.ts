@@ -420,9 +420,11 @@ describe("configuration", () => {
   });
 
   it("lints a Dockerfile object as well as text, and all stages without a target", () => {
-    const df = loadDockerfile("FROM alpine:3 AS unused\nWORKDIR rel\nFROM alpine:3\nUSER app\n");
+    const df = loadDockerfile("FROM alpine:3 AS unused\nWORKDIR rel\nFROM alpine:3 AS final\nUSER app\n");
     expect(lint(df, { buildPlatform: AMD64 }).map((w) => w.rule)).toEqual(["WorkdirRelativePath"]);
-    expect(lint(df, { buildPlatform: AMD64, target: "1" })).toEqual([]);
+    const targeted = lintDockerfile(df, { buildPlatform: AMD64, target: "final" });
+    expect(targeted.error).toBeUndefined();
+    expect(targeted.warnings).toEqual([]);
   });
 
   it("documents every rule", () => {
