@@ -244,6 +244,86 @@ export function isValidSignal(raw: string): boolean {
   return SIGNALS.has(name);
 }
 
+/** The parts of an EXPOSE word: `[ip:][hostPort:]containerPort[/proto]`. */
+export function splitExposeSpec(raw: string): { ip: string; hostPort: string; port: string; proto: string } {
+  const parts = raw.split(":");
+  const n = parts.length;
+  const ip = n >= 3 ? parts.slice(0, n - 2).join(":") : "";
+  const hostPort = n >= 2 ? parts[n - 2]! : "";
+  const containerPort = parts[n - 1]!;
+  const slash = containerPort.indexOf("/");
+  return {
+    ip,
+    hostPort,
+    port: slash < 0 ? containerPort : containerPort.slice(0, slash),
+    proto: slash < 0 ? "" : containerPort.slice(slash + 1),
+  };
+}
+
+function portRange(ports: string): [number, number] {
+  if (ports === "") throw new ReasonError("empty string specified for ports");
+  const dash = ports.indexOf("-");
+  const start = dash < 0 ? ports : ports.slice(0, dash);
+  const end = dash < 0 ? "" : ports.slice(dash + 1);
+  const num = (s: string, what: string): number => {
+    if (s === "") throw new ReasonError(`invalid ${what} port '${s}': value is empty`);
+    if (!/^[+-]?\d+$/.test(s)) throw new ReasonError(`invalid ${what} port '${s}': invalid syntax`);
+    const v = Number(s);
+    if (v < 0 || v > 65535)
+      throw new ReasonError(`invalid ${what} port '${s}': value out of range (0–65535)`);
+    return v;
+  };
+  const a = num(start, "start");
+  if (dash < 0 || start === end) return [a, a];
+  const b = num(end, "end");
+  if (b < a) throw new ReasonError(`invalid port range: ${ports}`);
+  return [a, b];
+}
+
+/**
+ * One EXPOSE word as the image config's ExposedPorts keys (`80/tcp`, a range gives each port),
+ * with BuildKit's errors (`invalid port: "x": …`). An IP or host port is accepted and dropped,
+ * as BuildKit does (the ExposeInvalidFormat lint rule reports it).
+ */
+export function parseExposedPort(raw: string): string[] {
+  const { ip, hostPort, port, proto } = splitExposeSpec(raw);
+  if (port === "") throw new ReasonError(`invalid port: ${goQuote(raw)}: no port specified`);
+  const p = proto.toLowerCase();
+  if (p !== "" && p !== "tcp" && p !== "udp" && p !== "sctp") {
+    throw new ReasonError(`invalid port: ${goQuote(raw)}: invalid proto: ${proto}`);
+  }
+  if (ip !== "") {
+    const bare = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+    const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(bare);
+    const ok = v4
+      ? v4.slice(1).every((x) => Number(x) <= 255)
+      : /^[0-9a-fA-F:.]+$/.test(bare) && bare.includes(":");
+    if (!ok) throw new ReasonError(`invalid IP address: ${ip}`);
+  }
+  let start: number;
+  let end: number;
+  try {
+    [start, end] = portRange(port);
+  } catch {
+    throw new ReasonError(`invalid containerPort: ${port}`);
+  }
+  if (hostPort !== "") {
+    let hs: number;
+    let he: number;
+    try {
+      [hs, he] = portRange(hostPort);
+    } catch {
+      throw new ReasonError(`invalid hostPort: ${hostPort}`);
+    }
+    if (end - start !== he - hs && end !== start) {
+      throw new ReasonError(`invalid ranges specified for container and host Ports: ${port} and ${hostPort}`);
+    }
+  }
+  const out: string[] = [];
+  for (let i = start; i <= end; i++) out.push(`${i}/${p || "tcp"}`);
+  return out;
+}
+
 /** The stage a `--from` or mount `from=` names: an index (COPY only), a stage name, or none (an image). */
 function stageRef(df: Dockerfile, ref: string, allowIndex: boolean, loc: Location): number | undefined {
   if (allowIndex && /^[+-]?\d+$/.test(ref)) {
@@ -746,6 +826,14 @@ function dispatch(ctx: DispatchContext, cmd: Command): Omit<ExpandedInstruction<
         }
         note(r);
         ports.push(...r.result);
+      }
+      for (const p of ports) {
+        try {
+          parseExposedPort(p);
+        } catch (e) {
+          if (e instanceof ReasonError) throw locErr(df, e.message, loc, e);
+          throw e;
+        }
       }
       return result({ ...cmd, ports });
     }

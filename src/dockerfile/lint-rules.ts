@@ -155,6 +155,22 @@ export const RULES = {
     origin: "buildkit",
     format: (platform: string) => `FROM --platform flag should not use constant value ${q(platform)}`,
   }),
+  ExposeProtoCasing: rule({
+    name: "ExposeProtoCasing",
+    description: "Protocol in EXPOSE instruction should be lowercase",
+    url: `${DOCS}expose-proto-casing/`,
+    origin: "buildkit",
+    format: (port: string) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
+  }),
+  ExposeInvalidFormat: rule({
+    name: "ExposeInvalidFormat",
+    description:
+      "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release",
+    url: `${DOCS}expose-invalid-format/`,
+    origin: "buildkit",
+    format: (port: string) =>
+      `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`,
+  }),
   CopyIgnoredFile: rule({
     name: "CopyIgnoredFile",
     description: "Attempting to Copy file that is excluded by .dockerignore",

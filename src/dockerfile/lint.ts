@@ -15,6 +15,7 @@ import {
   type ExpandOptions,
   type ExpandResult,
   expandStages,
+  splitExposeSpec,
 } from "./expand.js";
 import { parseGoBool } from "./go-values.js";
 import { type Command, type Dockerfile, type Location, loadDockerfile } from "./instructions.js";
@@ -548,6 +549,13 @@ export function lintDockerfile(input: Dockerfile | string | Uint8Array, opts: Li
         }
         case "shell":
           shell = true;
+          break;
+        case "expose":
+          for (const p of c.ports) {
+            const spec = splitExposeSpec(p);
+            if (spec.proto !== spec.proto.toLowerCase()) emit(RULES.ExposeProtoCasing, loc, comments, p);
+            if (spec.ip !== "" || spec.hostPort !== "") emit(RULES.ExposeInvalidFormat, loc, comments, p);
+          }
           break;
         case "workdir":
           if (!workdir && !c.path.startsWith("/")) emit(RULES.WorkdirRelativePath, loc, comments, c.path);

@@ -13,6 +13,7 @@ import {
   isValidSignal,
   type LabelCommand,
   loadDockerfile,
+  parseExposedPort,
   type RunCommand,
   type UserCommand,
   type WorkdirCommand,
@@ -329,6 +330,18 @@ describe("what each instruction expands", () => {
     expect(ins[3]!.command).toMatchObject({ cmdLine: ["$C"] });
     expect(ins[4]!.command).toMatchObject({ health: { test: ["CMD-SHELL", "$C"] } });
     expect(ins[5]!.command).toMatchObject({ expression: "RUN $C" });
+  });
+
+  it("checks EXPOSE ports as BuildKit, and turns them into config keys", () => {
+    expect(parseExposedPort("80")).toEqual(["80/tcp"]);
+    expect(parseExposedPort("8000-8002/UDP")).toEqual(["8000/udp", "8001/udp", "8002/udp"]);
+    expect(parseExposedPort("[::1]:8080:80/tcp")).toEqual(["80/tcp"]);
+    expect(() => parseExposedPort("80/icmp")).toThrow('invalid port: "80/icmp": invalid proto: icmp');
+    expect(() => parseExposedPort("99999")).toThrow("invalid containerPort: 99999");
+    expect(() => parseExposedPort("/tcp")).toThrow('invalid port: "/tcp": no port specified');
+    expect(errorOf(() => last("FROM a\nARG P=http\nEXPOSE $P\n")).message).toBe(
+      "Dockerfile:3: invalid containerPort: http",
+    );
   });
 
   it("refuses a bad stop signal and a bad expansion, with the line", () => {

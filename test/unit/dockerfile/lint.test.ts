@@ -229,6 +229,21 @@ describe("BuildKit rules", () => {
     quiet("RedundantTargetPlatform", "FROM --platform=$BUILDPLATFORM alpine:3\n");
   });
 
+  it("ExposeProtoCasing", () => {
+    expect(fires("ExposeProtoCasing", "FROM alpine:3\nEXPOSE 80/TCP\n").message).toBe(
+      "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+    );
+    quiet("ExposeProtoCasing", "FROM alpine:3\nEXPOSE 80/tcp 53/udp 8080\n");
+  });
+
+  it("ExposeInvalidFormat", () => {
+    expect(fires("ExposeInvalidFormat", "FROM alpine:3\nEXPOSE 127.0.0.1:8080:80\n").message).toBe(
+      "EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'",
+    );
+    fires("ExposeInvalidFormat", "FROM alpine:3\nEXPOSE 8080:80\n");
+    quiet("ExposeInvalidFormat", "FROM alpine:3\nEXPOSE 80 8000-8010/udp\n");
+  });
+
   it("NoEmptyContinuation", () => {
     expect(fires("NoEmptyContinuation", "FROM alpine:3\nRUN a \\\n\n  b\n")).toMatchObject({
       message: "Empty continuation line",
