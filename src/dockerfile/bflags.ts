@@ -9,6 +9,7 @@ import { withSuggestion } from "./text.js";
 
 type FlagType = "bool" | "string" | "strings";
 
+/** One declared flag and, after parse(), its value. */
 export interface Flag {
   readonly name: string;
   readonly type: FlagType;
@@ -18,6 +19,7 @@ export interface Flag {
   values: string[];
 }
 
+/** The flags one instruction accepts, checked against the words the parser collected. */
 export class BFlags {
   private readonly flags = new Map<string, Flag>();
   private readonly used = new Set<string>();

@@ -51,6 +51,7 @@ export interface BaseImageConfig {
   user?: string;
 }
 
+/** What a build is for: build args, target, platforms, and what is known of base images. */
 export interface ExpandOptions {
   /** `--build-arg` values. */
   buildArgs?: Record<string, string> | Map<string, string>;
@@ -112,6 +113,7 @@ export interface ExpandedStage {
   declaredArgs: string[];
 }
 
+/** Every stage a build needs, expanded, plus the global ARGs and the build-arg warning. */
 export interface ExpandResult {
   /** The expanded stages, in file order: those the target reaches, or all with `allStages`. */
   stages: ExpandedStage[];

@@ -79,6 +79,7 @@ export interface ShellInlineFile {
   chomp: boolean;
 }
 
+/** `FROM [--platform=…] image [AS name]`; begins a stage. */
 export interface FromCommand extends CommandBase {
   kind: "from";
   /** The image or stage to build on, as written (`golang:${GO_VERSION}`). */
@@ -89,6 +90,7 @@ export interface FromCommand extends CommandBase {
   platform: string;
 }
 
+/** `RUN [--mount=…] [--network=…] [--security=…] [--device=…] command`. */
 export interface RunCommand extends CommandBase {
   kind: "run";
   /** Exec form: the argv. Shell form: one string, to be run by the stage's shell. */
@@ -110,12 +112,14 @@ export interface RunCommand extends CommandBase {
   flagsUsed: string[];
 }
 
+/** `CMD`: the default command of the image. */
 export interface CmdCommand extends CommandBase {
   kind: "cmd";
   cmdLine: string[];
   prependShell: boolean;
 }
 
+/** `ENTRYPOINT`: the image entrypoint. */
 export interface EntrypointCommand extends CommandBase {
   kind: "entrypoint";
   /** Empty for `ENTRYPOINT []`, which resets the entrypoint. */
@@ -123,6 +127,7 @@ export interface EntrypointCommand extends CommandBase {
   prependShell: boolean;
 }
 
+/** `SHELL ["exe", "-c"]`: the shell for shell-form commands (JSON form only). */
 export interface ShellCommand extends CommandBase {
   kind: "shell";
   shell: string[];
@@ -136,6 +141,7 @@ interface SourcesAndDest {
   dest: string;
 }
 
+/** `COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude]… src… dest`. */
 export interface CopyCommand extends CommandBase, SourcesAndDest {
   kind: "copy";
   /** `--from`: stage name, stage index or image. */
@@ -147,6 +153,7 @@ export interface CopyCommand extends CommandBase, SourcesAndDest {
   parents: boolean;
 }
 
+/** `ADD [--chown] [--chmod] [--link] [--checksum] [--keep-git-dir] [--unpack] [--exclude]… src… dest`. */
 export interface AddCommand extends CommandBase, SourcesAndDest {
   kind: "add";
   chown: string;
@@ -160,42 +167,50 @@ export interface AddCommand extends CommandBase, SourcesAndDest {
   unpack?: boolean;
 }
 
+/** `ENV k=v …` (or the legacy `ENV k v`). */
 export interface EnvCommand extends CommandBase {
   kind: "env";
   pairs: KeyValuePair[];
 }
 
+/** `LABEL k=v …`. */
 export interface LabelCommand extends CommandBase {
   kind: "label";
   pairs: KeyValuePair[];
 }
 
+/** `ARG name[=default] …`. */
 export interface ArgCommand extends CommandBase {
   kind: "arg";
   args: ArgDefinition[];
 }
 
+/** `EXPOSE port[/proto] …`. */
 export interface ExposeCommand extends CommandBase {
   kind: "expose";
   /** Sorted as BuildKit sorts them. */
   ports: string[];
 }
 
+/** `USER user[:group]`. */
 export interface UserCommand extends CommandBase {
   kind: "user";
   user: string;
 }
 
+/** `WORKDIR path`. */
 export interface WorkdirCommand extends CommandBase {
   kind: "workdir";
   path: string;
 }
 
+/** `VOLUME path …` or `VOLUME ["path", …]`. */
 export interface VolumeCommand extends CommandBase {
   kind: "volume";
   volumes: string[];
 }
 
+/** `STOPSIGNAL signal`. */
 export interface StopSignalCommand extends CommandBase {
   kind: "stopsignal";
   signal: string;
@@ -212,17 +227,20 @@ export interface HealthConfig {
   retries: number;
 }
 
+/** `HEALTHCHECK [options] CMD …` or `HEALTHCHECK NONE`. */
 export interface HealthcheckCommand extends CommandBase {
   kind: "healthcheck";
   health: HealthConfig;
 }
 
+/** `ONBUILD <instruction>`: a trigger for images built on this one. */
 export interface OnbuildCommand extends CommandBase {
   kind: "onbuild";
   /** The trigger instruction's text (with its heredocs), stored in the image config. */
   expression: string;
 }
 
+/** `MAINTAINER name` (deprecated). */
 export interface MaintainerCommand extends CommandBase {
   kind: "maintainer";
   maintainer: string;

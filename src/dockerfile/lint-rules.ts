@@ -6,6 +6,7 @@
 
 import { goQuote } from "./text.js";
 
+/** A rule: stable name, doc line, documentation URL and message format. */
 export interface LintRule<A extends unknown[] = string[]> {
   name: string;
   description: string;
@@ -23,6 +24,7 @@ function rule<A extends unknown[]>(r: LintRule<A>): LintRule<A> {
 
 const DOCS = "https://docs.docker.com/go/dockerfile/rule/";
 
+/** Every lint rule, by name. */
 export const RULES = {
   StageNameCasing: rule({
     name: "StageNameCasing",
@@ -225,6 +227,7 @@ export const RULES = {
   }),
 } as const;
 
+/** The name of a rule in RULES. */
 export type RuleName = keyof typeof RULES;
 
 /** Every rule name, in documentation order. */

@@ -48,6 +48,7 @@ export interface LintConfig {
   experimental: Set<string>;
 }
 
+/** What lint knows beyond the text: the build options, the context files and .dockerignore. */
 export interface LintOptions extends Omit<ExpandOptions, "allStages"> {
   /** File name for messages, when `input` is text. */
   file?: string;

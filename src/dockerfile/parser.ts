@@ -65,6 +65,7 @@ export interface ParseResult {
   warnings: ParseWarning[];
 }
 
+/** Options of parseDockerfile. */
 export interface ParseOptions {
   /** The file name to use in error messages, e.g. `Dockerfile.dev`. */
   file?: string;
@@ -73,6 +74,7 @@ export interface ParseOptions {
 /** BuildKit (Go's bufio.Scanner) refuses a physical line longer than this many bytes. */
 export const MAX_LINE_BYTES = 65535;
 
+/** Where BuildKit documents the empty-continuation-line warning. */
 export const EMPTY_CONTINUATION_URL = "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/";
 
 const HEREDOC_INSTRUCTIONS = new Set(["add", "copy", "run"]);

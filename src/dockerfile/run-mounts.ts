@@ -7,9 +7,13 @@ import { ReasonError } from "./errors.js";
 import { csvFields, parseGoBool, parseGoInt, ramInBytes } from "./go-values.js";
 import { goQuote, withSuggestion } from "./text.js";
 
+/** `type=` of a mount. */
 export type MountType = "bind" | "cache" | "tmpfs" | "secret" | "ssh";
+/** `sharing=` of a cache mount. */
 export type ShareMode = "shared" | "private" | "locked";
+/** `RUN --network=`. */
 export type NetworkMode = "default" | "none" | "host";
+/** `RUN --security=`. */
 export type SecurityMode = "sandbox" | "insecure";
 
 /** One `RUN --mount=…`. Field names follow BuildKit's `instructions.Mount`. */
@@ -294,11 +298,13 @@ export function parseDevice(spec: string): Device {
   return d;
 }
 
+/** Checks a `--network` value (`invalid network mode "x"`). */
 export function parseNetwork(value: string): NetworkMode {
   if (value === "default" || value === "none" || value === "host") return value;
   throw new ReasonError(`invalid network mode ${goQuote(value)}`);
 }
 
+/** Checks a `--security` value (`security "x" is not valid`). */
 export function parseSecurity(value: string): SecurityMode {
   if (value === "sandbox" || value === "insecure") return value;
   throw new ReasonError(`security ${goQuote(value)} is not valid`);
