@@ -11,7 +11,7 @@ import {
 const AMD64 = { os: "linux", architecture: "amd64" };
 
 /** Runs fn, expects a DockerfileParseError matching `message`, and a bounded time. */
-function rejects(fn: () => unknown, message: RegExp | string, maxMs = 2000): DockerfileParseError {
+function rejects(fn: () => unknown, message: RegExp | string, maxMs = 5000): DockerfileParseError {
   const t0 = performance.now();
   let err: unknown;
   try {
@@ -26,7 +26,7 @@ function rejects(fn: () => unknown, message: RegExp | string, maxMs = 2000): Doc
   return err as DockerfileParseError;
 }
 
-function within<T>(fn: () => T, maxMs = 3000): T {
+function within<T>(fn: () => T, maxMs = 5000): T {
   const t0 = performance.now();
   const r = fn();
   expect(performance.now() - t0).toBeLessThan(maxMs);
