@@ -4,6 +4,7 @@ import { Store } from "../store/index.js";
 import type { ContainerConfig } from "../oci/index.js";
 import { BuildService } from "./builder.js";
 import { applyChanges } from "./changes.js";
+import { DistributionService } from "./distribution.js";
 import { openUrl } from "./fetch.js";
 import { ImageService, parseUntil } from "./images.js";
 import { StrataError } from "../util/index.js";
@@ -24,10 +25,12 @@ export function defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
 /** Owns the store and the services; the CLI and the daemon each hold one. */
 export class Engine {
   readonly images: ImageService;
+  readonly distribution: DistributionService;
   readonly builder: BuildService;
 
   private constructor(readonly store: Store) {
     this.images = new ImageService(store);
+    this.distribution = new DistributionService(store, this.images);
     this.builder = new BuildService(store, this.images);
   }
 

@@ -1,4 +1,5 @@
 export * from "./engine.js";
 export * from "./images.js";
 export * from "./changes.js";
+export * from "./distribution.js";
 export * from "./builder.js";

@@ -48,6 +48,13 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { kind: "unauthenticated", doc: "the request needs credentials, or they are wrong" },
   PERMISSION_DENIED: { kind: "permissionDenied", doc: "the caller may not do this action on this resource" },
   RATE_LIMITED: { kind: "unavailable", doc: "too many failed logins from this client; retry later" },
+  REGISTRY_UNAVAILABLE: {
+    kind: "unavailable",
+    doc: "a registry could not be reached, or kept failing (429, 5xx, dropped connections) after bounded retries",
+  },
+  REGISTRY_ERROR: { kind: "failedPrecondition", doc: "a registry answered with an error or a response Strata cannot use" },
+  TLS_ERROR: { kind: "unavailable", doc: "a registry's TLS certificate could not be verified, or the handshake failed" },
+  CREDENTIALS_ERROR: { kind: "failedPrecondition", doc: "Docker's config.json or a docker-credential-* helper failed" },
   INTERNAL: { kind: "internal", doc: "a bug in Strata" },
 } as const satisfies Record<string, { kind: ErrorKind; doc: string }>;
 

@@ -1,0 +1,372 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import tls from "node:tls";
+import { Agent, type Dispatcher } from "undici";
+import { errorMessage, isErrno, readAllLimited, StrataError } from "../../util/index.js";
+import type { ResolvedClientOptions } from "./options.js";
+
+/** A request body: bytes, or an opener so the body can be sent again after a retry or a redirect. */
+export type RequestBody = Buffer | string | (() => Promise<Readable> | Readable);
+
+export interface HttpRequest {
+  method: "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
+  url: string;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** Sent only to the origin of `url`: dropped when a redirect leads to another host. */
+  authorization?: string;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The response body; the caller consumes it or calls dump(). */
+  body: Readable & { dump(opts?: { limit?: number }): Promise<void> };
+  /** The URL that answered, after redirects. */
+  url: string;
+  header(name: string): string | undefined;
+  /** The body as text, at most `limit` bytes (error bodies, small JSON). */
+  text(limit?: number): Promise<string>;
+  dump(): Promise<void>;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+
+/** Go's spelling of an HTTP method in url.Error messages ("Get", "Head"). */
+export function goMethod(m: string): string {
+  return m.charAt(0) + m.slice(1).toLowerCase();
+}
+
+/** Network errors worth another try: the connection dropped, was refused, or timed out. */
+export function isTransientNetworkError(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return (
+    code !== undefined &&
+    [
+      "ECONNRESET",
+      "ECONNREFUSED",
+      "EPIPE",
+      "ETIMEDOUT",
+      "EAI_AGAIN",
+      "ECONNABORTED",
+      "EHOSTUNREACH",
+      "ENETUNREACH",
+      "UND_ERR_SOCKET",
+      "UND_ERR_CLOSED",
+      "UND_ERR_CONNECT_TIMEOUT",
+      "UND_ERR_HEADERS_TIMEOUT",
+      "UND_ERR_BODY_TIMEOUT",
+      "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
+      "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+    ].includes(code)
+  );
+}
+
+const TLS_VERIFY_CODES: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "x509: certificate signed by unknown authority",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "x509: certificate signed by unknown authority",
+  SELF_SIGNED_CERT_IN_CHAIN: "x509: certificate signed by unknown authority",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "x509: certificate signed by unknown authority",
+  CERT_HAS_EXPIRED: "x509: certificate has expired or is not yet valid",
+  CERT_NOT_YET_VALID: "x509: certificate has expired or is not yet valid",
+  ERR_TLS_CERT_ALTNAME_INVALID: "x509: certificate is not valid for this host",
+};
+
+/** Is this a TLS failure (verification, or a plain-HTTP server answering a TLS client)? */
+export function isTlsError(e: unknown): boolean {
+  const code = (e as { code?: string })?.code ?? "";
+  return (
+    code in TLS_VERIFY_CODES || code === "EPROTO" || code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")
+  );
+}
+
+/** Wrap a failed request the way Go's url.Error reads: `Get "https://…/v2/": <reason>`. */
+export function requestError(method: string, url: string, e: unknown): StrataError {
+  if (e instanceof StrataError) return e;
+  const code = (e as { code?: string })?.code ?? "";
+  const reason = TLS_VERIFY_CODES[code] ? `${TLS_VERIFY_CODES[code]} (${errorMessage(e)})` : errorMessage(e);
+  const kind = isTlsError(e) ? "TLS_ERROR" : "REGISTRY_UNAVAILABLE";
+  return new StrataError(kind, `${goMethod(method)} "${url}": ${reason}`, { cause: e });
+}
+
+interface TlsFiles {
+  ca?: string[];
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * HTTP for the registry client over undici: one connection pool per origin with the TLS
+ * settings Docker would use for that host (CA roots and client certificates from
+ * `<certsDir>/<host>/`, verification off only for insecure registries), manual redirects
+ * that never carry the registry's Authorization to another origin, and bounded retries.
+ */
+export class Transport {
+  private readonly agents = new Map<string, Promise<Dispatcher>>();
+  private readonly insecureTls = new Set<string>();
+
+  constructor(readonly opts: ResolvedClientOptions) {}
+
+  /** Allow TLS without verification to `host` (an insecure registry reached over https). */
+  skipVerify(host: string): void {
+    this.insecureTls.add(host);
+  }
+
+  private dispatcher(url: URL): Promise<Dispatcher> {
+    const key = `${url.protocol}//${url.host}`;
+    let d = this.agents.get(key);
+    if (!d) {
+      d = this.makeAgent(url);
+      this.agents.set(key, d);
+    }
+    return d;
+  }
+
+  private async makeAgent(url: URL): Promise<Dispatcher> {
+    const t = this.opts.timeouts;
+    const connect: Record<string, unknown> = { timeout: t.connectMs };
+    if (url.protocol === "https:") {
+      const files = await this.certFiles(url.host);
+      if (files.ca?.length) connect.ca = [...tls.rootCertificates, ...files.ca];
+      if (files.cert && files.key) {
+        connect.cert = files.cert;
+        connect.key = files.key;
+      }
+      if (this.insecureTls.has(url.host)) connect.rejectUnauthorized = false;
+    }
+    return new Agent({
+      connect,
+      headersTimeout: t.headersMs,
+      bodyTimeout: t.bodyMs,
+      keepAliveTimeout: 30_000,
+      // Enough sockets for 5 uploads or 3 downloads plus HEADs and token requests at once.
+      connections: 16,
+    });
+  }
+
+  /** Docker's certs.d: `*.crt` are CA roots, `x.cert` + `x.key` a client certificate. */
+  private async certFiles(host: string): Promise<TlsFiles> {
+    const dir = path.join(this.opts.certsDir, host);
+    let names: string[];
+    try {
+      names = (await fsp.readdir(dir)).sort();
+    } catch (e) {
+      if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return {};
+      throw new StrataError("TLS_ERROR", `cannot read ${dir}: ${errorMessage(e)}`, { cause: e });
+    }
+    const out: TlsFiles = {};
+    for (const n of names) {
+      const p = path.join(dir, n);
+      if (n.endsWith(".crt")) (out.ca ??= []).push(await fsp.readFile(p, "utf8"));
+      else if (n.endsWith(".cert")) {
+        const keyName = `${n.slice(0, -5)}.key`;
+        if (!names.includes(keyName))
+          throw new StrataError("TLS_ERROR", `missing key ${keyName} for client certificate ${n} in ${dir}`);
+        out.cert = await fsp.readFile(p, "utf8");
+        out.key = await fsp.readFile(path.join(dir, keyName), "utf8");
+      } else if (n.endsWith(".key")) {
+        const certName = `${n.slice(0, -4)}.cert`;
+        if (!names.includes(certName))
+          throw new StrataError("TLS_ERROR", `missing client certificate ${certName} for key ${n} in ${dir}`);
+      }
+    }
+    return out;
+  }
+
+  /** One try, following redirects. Network failures are thrown as they are (see send()). */
+  async once(req: HttpRequest): Promise<HttpResponse> {
+    let url = new URL(req.url);
+    const origin = url.origin;
+    let method = req.method;
+    let body = req.body;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { "User-Agent": this.opts.userAgent, ...req.headers };
+      if (req.authorization && url.origin === origin) headers.Authorization = req.authorization;
+      if (body === undefined) delete headers["Content-Type"];
+      const payload = typeof body === "function" ? await body() : body;
+      const d = await this.dispatcher(url);
+      const res = await d.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method,
+        headers,
+        body: payload ?? null,
+        signal: req.signal,
+        highWaterMark: 1 << 20,
+      });
+      const response = wrapResponse(res, url.toString());
+      const location = response.header("location");
+      if (!REDIRECTS.has(res.statusCode) || !location) return response;
+      await response.dump();
+      if (hop + 1 >= MAX_REDIRECTS)
+        throw new StrataError(
+          "REGISTRY_ERROR",
+          `${goMethod(req.method)} "${req.url}": stopped after ${MAX_REDIRECTS} redirects`,
+        );
+      url = new URL(location, url);
+      if (res.statusCode === 303 && method !== "HEAD") {
+        method = "GET";
+        body = undefined;
+      }
+    }
+  }
+
+  /**
+   * Send with retries: 408, 429 and 5xx answers and dropped or refused connections are
+   * tried again after a growing delay (Retry-After honoured, capped), at most
+   * `retry.attempts` times and within `retry.totalMs`. Other answers are returned.
+   */
+  async send(req: HttpRequest, opts: { retry?: boolean; what?: string } = {}): Promise<HttpResponse> {
+    const r = this.opts.retry;
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      let delay: number | undefined;
+      let failure: unknown;
+      try {
+        const res = await this.once(req);
+        if (opts.retry === false || !isRetryableStatus(res.status)) return res;
+        delay = retryAfterMs(res.header("retry-after"));
+        failure = new StrataError(
+          "REGISTRY_UNAVAILABLE",
+          `${goMethod(req.method)} "${req.url}": ${res.status} ${await describeBody(res)}`,
+        );
+        if (attempt >= r.attempts) return res;
+      } catch (e) {
+        if (req.signal?.aborted) throw e;
+        if (opts.retry === false || !isTransientNetworkError(e) || attempt >= r.attempts)
+          throw requestError(req.method, req.url, e);
+        failure = e;
+      }
+      const wait = Math.min(delay ?? backoffMs(attempt, r.baseDelayMs), r.maxDelayMs);
+      if (Date.now() + wait - started > r.totalMs) {
+        throw requestError(req.method, req.url, failure);
+      }
+      this.opts.onProgress?.({
+        status: `Retrying ${opts.what ?? `${req.method} ${new URL(req.url).pathname}`} in ${Math.ceil(wait / 1000)} second${Math.ceil(wait / 1000) === 1 ? "" : "s"}: ${errorMessage(failure)}`,
+      });
+      await sleep(wait, req.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close().catch(() => {})));
+  }
+}
+
+function wrapResponse(res: Dispatcher.ResponseData, url: string): HttpResponse {
+  const headers = res.headers as Record<string, string | string[] | undefined>;
+  const body = res.body as unknown as HttpResponse["body"];
+  return {
+    status: res.statusCode,
+    headers,
+    body,
+    url,
+    header(name: string) {
+      const v = headers[name.toLowerCase()];
+      return Array.isArray(v) ? v.join(", ") : v;
+    },
+    async text(limit = 64 * 1024) {
+      try {
+        return (await readAllLimited(body as AsyncIterable<Buffer>, limit, `response from ${url}`)).toString(
+          "utf8",
+        );
+      } catch {
+        body.destroy();
+        return "";
+      }
+    },
+    async dump() {
+      await body.dump({ limit: 256 * 1024 }).catch(() => {});
+    },
+  };
+}
+
+export function isRetryableStatus(s: number): boolean {
+  return s === 408 || s === 429 || s === 500 || s === 502 || s === 503 || s === 504;
+}
+
+/** Exponential backoff with ±20% jitter so parallel transfers do not retry in lockstep. */
+export function backoffMs(attempt: number, base: number): number {
+  const d = base * 2 ** (attempt - 1);
+  return Math.round(d * (0.8 + Math.random() * 0.4));
+}
+
+/** `Retry-After` in seconds or as an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** The registry's error text from a response, as Docker prints it ("manifest unknown: manifest unknown"). */
+export async function describeBody(res: HttpResponse): Promise<string> {
+  const text = await res.text(64 * 1024);
+  const parsed = parseErrorBody(text);
+  if (parsed.length)
+    return parsed.map((e) => `${e.code.toLowerCase().replace(/_/g, " ")}: ${e.message}`).join("; ");
+  return text.trim().split("\n")[0]?.slice(0, 200) || httpStatusText(res.status);
+}
+
+export interface RegistryErrorEntry {
+  code: string;
+  message: string;
+  detail?: unknown;
+}
+
+/** The distribution spec's error envelope `{"errors":[{code,message,detail}]}`, or []. */
+export function parseErrorBody(text: string): RegistryErrorEntry[] {
+  try {
+    const doc = JSON.parse(text) as { errors?: unknown; details?: unknown };
+    if (!Array.isArray(doc.errors)) return [];
+    return doc.errors
+      .filter((e): e is { code: string; message?: unknown; detail?: unknown } => typeof e?.code === "string")
+      .map((e) => ({
+        code: e.code,
+        message: typeof e.message === "string" ? e.message : "",
+        detail: e.detail,
+      }));
+  } catch {
+    return [];
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Payload Too Large",
+  416: "Range Not Satisfiable",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+export function httpStatusText(s: number): string {
+  return `${s} ${STATUS_TEXT[s] ?? "Unknown"}`.trim();
+}
