@@ -8,8 +8,9 @@
  * last kind is the RE2 expression patternmatcher builds, evaluated here with RE2's semantics
  * (brackets, `\` escapes such as `\d` or `\x41`, `^` as an anchor). A pattern that passes the
  * `filepath.Match` syntax check but whose expression does not compile fails each time it is
- * evaluated, not when the matcher is built, as upstream. Expressions run on a lazily built DFA,
- * so matching time is linear in the path length whatever the pattern (no backtracking blow-up).
+ * evaluated, not when the matcher is built, as upstream. Expressions run on a lazily built DFA
+ * (RE2's approach): no backtracking, so a path costs at most its length × the expression's size,
+ * and typically its length.
  *
  * Pure: no file system access. The context walker lives in build/.
  */
@@ -141,7 +142,9 @@ export function chooseDockerignore(
 
 /** Go's `filepath.ErrBadPattern`. */
 function badPattern(pattern: string): StrataError {
-  return new StrataError("INVALID_ARGUMENT", `syntax error in pattern: ${JSON.stringify(pattern)}`);
+  const shown =
+    pattern.length > 200 ? `${JSON.stringify(pattern.slice(0, 200))}...` : JSON.stringify(pattern);
+  return new StrataError("INVALID_ARGUMENT", `syntax error in pattern: ${shown}`);
 }
 
 enum MatchType {
@@ -649,6 +652,7 @@ function unhex(c: number): number {
 class Re2Parser {
   private i = 0;
   private readonly cps: number[];
+  private posixEnds: Int32Array | undefined;
 
   constructor(source: string) {
     this.cps = Array.from(source, (ch) => ch.codePointAt(0)!);
@@ -656,6 +660,24 @@ class Re2Parser {
 
   private at(k: number): number {
     return k < this.cps.length ? this.cps[k]! : -1;
+  }
+
+  private text(from: number, to: number): string {
+    let s = "";
+    for (let k = from; k < to; k++) s += String.fromCodePoint(this.cps[k]!);
+    return s;
+  }
+
+  /** Position of the first `:]` at or after `from`, or -1 (precomputed once, so long inputs stay linear). */
+  private posixEnd(from: number): number {
+    if (this.posixEnds === undefined) {
+      const ends = new Int32Array(this.cps.length + 1).fill(-1);
+      for (let k = this.cps.length - 2; k >= 0; k--) {
+        ends[k] = this.cps[k] === 0x3a && this.cps[k + 1] === 0x5d ? k : ends[k + 1]!;
+      }
+      this.posixEnds = ends;
+    }
+    return from < this.posixEnds.length ? this.posixEnds[from]! : -1;
   }
 
   parse(): Re2Node {
@@ -785,7 +807,7 @@ class Re2Parser {
     } else {
       const close = this.cps.indexOf(0x7d, k);
       if (close < 0) throw new Re2SyntaxError("invalid character class range");
-      name = String.fromCodePoint(...this.cps.slice(k + 1, close));
+      name = this.text(k + 1, close);
       k = close + 1;
     }
     if (name.startsWith("^")) {
@@ -867,9 +889,7 @@ class Re2Parser {
   }
 
   private invalidEscape(start: number): Re2SyntaxError {
-    return new Re2SyntaxError(
-      `invalid escape sequence: ${String.fromCodePoint(...this.cps.slice(start, this.i))}`,
-    );
+    return new Re2SyntaxError(`invalid escape sequence: ${this.text(start, this.i)}`);
   }
 
   /** Go's `parseClass`, at `[`. */
@@ -885,16 +905,15 @@ class Re2Parser {
       first = false;
       // POSIX [:name:] (its ":]" is searched in the rest of the expression, as Go does).
       if (this.cps.length - this.i > 2 && this.cps[this.i] === 0x5b && this.cps[this.i + 1] === 0x3a) {
-        const rest = String.fromCodePoint(...this.cps.slice(this.i + 2));
-        const end = rest.indexOf(":]");
+        const end = this.posixEnd(this.i + 2);
         if (end >= 0) {
-          let name = rest.slice(0, end);
+          let name = this.text(this.i + 2, end);
           const sign = !name.startsWith("^");
           if (!sign) name = name.slice(1);
           const group = POSIX_GROUPS[name];
           if (group === undefined) throw new Re2SyntaxError(`invalid character class range: [:${name}:]`);
           set.addRanges(group, sign);
-          this.i += 2 + Array.from(rest.slice(0, end + 2)).length;
+          this.i = end + 2;
           continue;
         }
       }
@@ -938,8 +957,13 @@ const ST_SPLIT = 1;
 const ST_ASSERT = 2;
 const ST_MATCH = 3;
 
-/** Upper bound on cached DFA states per expression; the cache is dropped and rebuilt beyond it. */
+/**
+ * Bounds on the DFA cache of one expression (states, and NFA state ids held by their kernels);
+ * beyond either the cache is dropped and rebuilt as needed, like RE2's. Memory stays bounded; the
+ * worst case then costs what RE2's NFA simulation costs, O(path length × expression size).
+ */
 const MAX_DFA_STATES = 2000;
+const MAX_DFA_KERNEL_IDS = 1 << 20;
 
 interface DState {
   readonly kernel: Int32Array;
@@ -966,6 +990,7 @@ class Re2Matcher {
   private readonly anchored: boolean;
   private dstates: DState[] = [];
   private index = new Map<string, number>();
+  private kernelIds = 0;
   private readonly mark: Int32Array;
   private generation = 0;
 
@@ -1046,10 +1071,12 @@ class Re2Matcher {
     const key = `${atStart ? 1 : 0}${prevWord ? 1 : 0}:${kernel.join(",")}`;
     const found = this.index.get(key);
     if (found !== undefined) return found;
-    if (this.dstates.length >= MAX_DFA_STATES) {
+    if (this.dstates.length >= MAX_DFA_STATES || this.kernelIds + kernel.length > MAX_DFA_KERNEL_IDS) {
       this.dstates = [];
       this.index = new Map();
+      this.kernelIds = 0;
     }
+    this.kernelIds += kernel.length;
     const id = this.dstates.length;
     this.dstates.push({
       kernel,

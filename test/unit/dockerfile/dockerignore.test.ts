@@ -248,6 +248,21 @@ describe("RE2 semantics of regexp patterns (what Docker does, not what filepath.
     expect(m(["**"], "anything/at/all")).toBe(true);
   });
 
+  it("long patterns compile in linear time", () => {
+    const t = performance.now();
+    // Each `[:` inside the class makes RE2 look for a `:]` further on (there is none).
+    const pm = new PatternMatcher([`[${"[:a".repeat(30_000)}]`, `b${"?*".repeat(200)}`]);
+    expect(pm.matchesOrParentMatches(":")).toBe(true);
+    expect(pm.matchesOrParentMatches(`b${"x".repeat(200)}`)).toBe(true);
+    expect(pm.matchesOrParentMatches(`b${"x".repeat(199)}`)).toBe(false);
+    // With a `:]` at the end, RE2 reads `[:...:]` as a POSIX class name, which does not exist.
+    const bad = new PatternMatcher([`[${"[:".repeat(30_000)}]`]);
+    const e = errorOf(() => bad.matchesOrParentMatches(":"));
+    expect(isStrataError(e, "INVALID_ARGUMENT")).toBe(true);
+    expect((e as Error).message.length).toBeLessThan(300);
+    expect(performance.now() - t).toBeLessThan(2000);
+  });
+
   it("matching time is linear in the path whatever the pattern", () => {
     const pm = new PatternMatcher([`${"*a".repeat(12)}*b`, `${"**/".repeat(12)}z`]);
     const file = `${"a".repeat(3000)}/${"a/".repeat(500)}c`;
