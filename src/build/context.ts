@@ -277,7 +277,9 @@ class Walker {
 }
 
 function ioError(what: string, e: unknown): StrataError {
-  const msg = e instanceof Error ? e.message : String(e);
+  // Node's message ends with the path it used ("..., lstat '/proc/self/fd/23/x'"); the context
+  // path in `what` says more, so keep only "EACCES: permission denied".
+  const msg = e instanceof Error ? (e.message.split(", ")[0] ?? e.message) : String(e);
   return new StrataError("IO_ERROR", `${what}: ${msg}`, { cause: e });
 }
 
