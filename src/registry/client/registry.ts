@@ -244,10 +244,17 @@ export class RegistryClient {
     for (let round = 0; ; round++) {
       const authorization = await this.authorize(ep, wanted, req.signal);
       const res = await this.transport.send({ ...req, url, authorization }, opts);
-      if (res.status !== 401 || round > 0) return res;
+      if (res.status !== 401) return res;
       const chs = parseChallenges(res.headers["www-authenticate"]);
       const bearer = chs.find((c) => c.scheme === "bearer");
-      if (!bearer) return res;
+      if (!bearer && !authorization && chs.some((c) => c.scheme === "basic")) {
+        await res.dump();
+        throw new StrataError(
+          "UNAUTHENTICATED",
+          `${goMethod(req.method)} "${url}": no basic auth credentials`,
+        );
+      }
+      if (!bearer || round > 0) return res;
       await res.dump();
       if (ep.challenge?.scheme !== "bearer") ep.challenge = bearer;
       const extra = bearer.params.scope?.split(" ").filter(Boolean) ?? [];
