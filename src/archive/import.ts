@@ -1,5 +1,11 @@
-import { peekCompression, decompressor } from "../layer/index.js";
-import { type ContainerConfig, type ImageConfig, type Parsed, hostPlatform, parseImageConfig } from "../oci/index.js";
+import { decompressor, peekCompression } from "../layer/index.js";
+import {
+  type ContainerConfig,
+  hostPlatform,
+  type ImageConfig,
+  type Parsed,
+  parseImageConfig,
+} from "../oci/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
 
@@ -32,7 +38,9 @@ export async function importRootfs(
     layer = await store.ingestLayer(dec ? stream.pipe(dec) : stream, { what: "import", signal: opts.signal });
   } catch (e) {
     if (e instanceof StrataError) throw e;
-    throw new StrataError("INVALID_ARCHIVE", `import: invalid tar stream: ${(e as Error).message}`, { cause: e });
+    throw new StrataError("INVALID_ARCHIVE", `import: invalid tar stream: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const now = (opts.now ?? new Date()).toISOString();
   const p = hostPlatform();

@@ -1,17 +1,25 @@
 import { createReadStream } from "node:fs";
 import { extract as tarExtract } from "tar-stream";
-import { TarProbe, type LayerScan, TarScanner, cleanEntryPath, decompressor, peekCompression } from "../layer/index.js";
+import type { z } from "zod";
+import {
+  cleanEntryPath,
+  decompressor,
+  type LayerScan,
+  peekCompression,
+  TarProbe,
+  TarScanner,
+} from "../layer/index.js";
 import {
   type Digest,
+  diffIdsOf,
+  hostPlatform,
   type ImageConfig,
   type Index,
+  isIndexType,
+  layerCompression,
   type Manifest,
   type Parsed,
   type Platform,
-  diffIdsOf,
-  hostPlatform,
-  isIndexType,
-  layerCompression,
   parseImageConfig,
   parseIndex,
   parseJsonDocument,
@@ -21,8 +29,7 @@ import {
 } from "../oci/index.js";
 import { parseDockerRef, referenceString } from "../reference/index.js";
 import type { LayerRecord, StagedBlob, Store } from "../store/index.js";
-import { StrataError, readAllLimited } from "../util/index.js";
-import type { z } from "zod";
+import { readAllLimited, StrataError } from "../util/index.js";
 
 /** One image found in an archive, ready to be recorded. */
 export interface LoadedImage {
@@ -101,7 +108,10 @@ export async function loadArchive(
       } else if (h.type === "symlink" || h.type === "link") {
         const target = h.linkname ?? "";
         if (target.startsWith("/"))
-          throw new StrataError("UNSAFE_PATH", `invalid archive member "${h.name}": absolute link target "${target}"`);
+          throw new StrataError(
+            "UNSAFE_PATH",
+            `invalid archive member "${h.name}": absolute link target "${target}"`,
+          );
         const base = h.type === "symlink" ? name.split("/").slice(0, -1).join("/") : "";
         const resolved = cleanEntryPath(base ? `${base}/${target}` : target);
         links.set(name, resolved);
@@ -132,7 +142,8 @@ export async function loadArchive(
       if (e instanceof StrataError) throw e;
       throw new StrataError("INVALID_ARCHIVE", `invalid tar archive: ${(e as Error).message}`, { cause: e });
     }
-    if (!sawEntry) throw new StrataError("INVALID_ARCHIVE", "invalid tar archive: no entries (empty or not a tar file)");
+    if (!sawEntry)
+      throw new StrataError("INVALID_ARCHIVE", "invalid tar archive: no entries (empty or not a tar file)");
 
     const resolve = (name: string, depth = 0): Member | undefined => {
       const n = cleanEntryPath(name);
@@ -145,12 +156,18 @@ export async function loadArchive(
     const readJson = async (name: string): Promise<Buffer> => {
       const m = resolve(name);
       if (!m) throw new StrataError("INVALID_ARCHIVE", `invalid archive: ${name} is missing`);
-      if (m.staged.size > MAX_JSON) throw new StrataError("TOO_LARGE", `invalid archive: ${name} is too large`);
+      if (m.staged.size > MAX_JSON)
+        throw new StrataError("TOO_LARGE", `invalid archive: ${name} is too large`);
       return readAllLimited(createReadStream(m.staged.path) as AsyncIterable<Buffer>, MAX_JSON, name);
     };
     const byDigest = (d: Digest) => resolve(`blobs/${d.replace(":", "/")}`);
 
-    const images: { config: Parsed<ImageConfig>; layerMembers: Member[]; layerTypes?: string[]; tags: string[] }[] = [];
+    const images: {
+      config: Parsed<ImageConfig>;
+      layerMembers: Member[];
+      layerTypes?: string[];
+      tags: string[];
+    }[] = [];
     if (resolve("manifest.json")) {
       const entries = parseJsonDocument<DockerManifest>(
         await readJson("manifest.json"),
@@ -168,13 +185,18 @@ export async function loadArchive(
         images.push({ config, layerMembers, tags });
       }
     } else if (resolve("index.json")) {
-      if (!resolve("oci-layout")) throw new StrataError("INVALID_ARCHIVE", "invalid archive: oci-layout is missing");
+      if (!resolve("oci-layout"))
+        throw new StrataError("INVALID_ARCHIVE", "invalid archive: oci-layout is missing");
       const want = opts.platform ?? hostPlatform();
       const index = parseIndex(await readJson("index.json"));
       const readBlob = async (d: Digest) => {
         const m = byDigest(d);
         if (!m) throw new StrataError("INVALID_ARCHIVE", `invalid archive: blob ${d} is missing`);
-        if (m.staged.digest !== d) throw new StrataError("DIGEST_MISMATCH", `invalid archive: blob ${d} has digest ${m.staged.digest}`);
+        if (m.staged.digest !== d)
+          throw new StrataError(
+            "DIGEST_MISMATCH",
+            `invalid archive: blob ${d} has digest ${m.staged.digest}`,
+          );
         return readJson(`blobs/${d.replace(":", "/")}`);
       };
       const collect = async (idx: Index, name: string | undefined, depth: number) => {
@@ -186,9 +208,14 @@ export async function loadArchive(
           await collect(parseIndex(await readBlob(n.digest as Digest)).value, nameOf, depth + 1);
         }
         const withPlatform = manifests.filter((m) => m.platform);
-        const chosen = withPlatform.length ? [selectPlatform(withPlatform, want)].filter((m) => m !== undefined) : manifests;
+        const chosen = withPlatform.length
+          ? [selectPlatform(withPlatform, want)].filter((m) => m !== undefined)
+          : manifests;
         if (withPlatform.length && !chosen.length)
-          throw new StrataError("PLATFORM_MISMATCH", `no image in the archive matches the platform ${want.os}/${want.architecture}`);
+          throw new StrataError(
+            "PLATFORM_MISMATCH",
+            `no image in the archive matches the platform ${want.os}/${want.architecture}`,
+          );
         for (const d of chosen) {
           const man: Parsed<Manifest> = parseManifest(await readBlob(d.digest as Digest));
           const config = parseImageConfig(await readBlob(man.value.config.digest as Digest));
@@ -196,17 +223,24 @@ export async function loadArchive(
             const m = byDigest(l.digest as Digest);
             if (!m) throw new StrataError("INVALID_ARCHIVE", `invalid archive: layer ${l.digest} is missing`);
             if (m.staged.digest !== l.digest)
-              throw new StrataError("DIGEST_MISMATCH", `invalid archive: layer ${l.digest} has digest ${m.staged.digest}`);
+              throw new StrataError(
+                "DIGEST_MISMATCH",
+                `invalid archive: layer ${l.digest} has digest ${m.staged.digest}`,
+              );
             return m;
           });
-          const refName = d.annotations?.["io.containerd.image.name"] ?? name ?? refFromAnnotation(d.annotations);
+          const refName =
+            d.annotations?.["io.containerd.image.name"] ?? name ?? refFromAnnotation(d.annotations);
           const tags = refName ? [referenceString(parseDockerRef(refName))] : [];
           images.push({ config, layerMembers, layerTypes: man.value.layers.map((l) => l.mediaType), tags });
         }
       };
       await collect(index.value, undefined, 0);
     } else {
-      throw new StrataError("INVALID_ARCHIVE", "invalid archive: no manifest.json or index.json (not a docker or OCI image archive)");
+      throw new StrataError(
+        "INVALID_ARCHIVE",
+        "invalid archive: no manifest.json or index.json (not a docker or OCI image archive)",
+      );
     }
 
     // Resolve each layer to an uncompressed, scanned tar whose digest is the config's diff_id.
@@ -230,9 +264,12 @@ export async function loadArchive(
         if (m.probe?.error) throw m.probe.error;
         if (!m.probe || declared === "gzip" || declared === "zstd") {
           // Compressed (or not a tar at all): decompress into a second staged file, scanning on the way.
-          const { compression, stream } = await peekCompression(createReadStream(blob.path) as AsyncIterable<Buffer>);
+          const { compression, stream } = await peekCompression(
+            createReadStream(blob.path) as AsyncIterable<Buffer>,
+          );
           const d = decompressor(compression);
-          if (!d) throw new StrataError("INVALID_ARCHIVE", `invalid archive: layer ${i + 1} is not a tar stream`);
+          if (!d)
+            throw new StrataError("INVALID_ARCHIVE", `invalid archive: layer ${i + 1} is not a tar stream`);
           const scanner = new TarScanner({ what: `layer ${want}` });
           const plain = await store.content.stage(stream.pipe(d), {
             expected: { digest: want },
@@ -244,7 +281,10 @@ export async function loadArchive(
           blob = plain;
           scan = scanner.result();
         } else if (blob.digest !== want) {
-          throw new StrataError("DIGEST_MISMATCH", `invalid archive: layer ${i + 1} has diff ID ${blob.digest}, the config expects ${want}`);
+          throw new StrataError(
+            "DIGEST_MISMATCH",
+            `invalid archive: layer ${i + 1} has diff ID ${blob.digest}, the config expects ${want}`,
+          );
         }
         toCommit.add(blob);
         layers.push({ diffId: want, size: blob.size, contentSize: scan?.contentSize ?? 0 });
@@ -275,7 +315,8 @@ function extractAll(
     const fail = (e: Error) => {
       if (settled) return;
       settled = true;
-      for (const st of [source, dec, ex] as ({ destroy?: (e?: Error) => void } | undefined)[]) st?.destroy?.();
+      for (const st of [source, dec, ex] as ({ destroy?: (e?: Error) => void } | undefined)[])
+        st?.destroy?.();
       reject(e);
     };
     source.on("error", fail);
@@ -287,7 +328,9 @@ function extractAll(
         resolve();
       }
     });
-    signal?.addEventListener("abort", () => fail(new StrataError("IO_ERROR", "load cancelled")), { once: true });
+    signal?.addEventListener("abort", () => fail(new StrataError("IO_ERROR", "load cancelled")), {
+      once: true,
+    });
     if (dec) source.pipe(dec).pipe(ex);
     else source.pipe(ex);
   });
@@ -304,4 +347,3 @@ function refFromAnnotation(a: Record<string, string> | undefined): string | unde
     return undefined;
   }
 }
-

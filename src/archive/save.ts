@@ -1,7 +1,7 @@
 import { pipeline } from "node:stream/promises";
 import { pack as tarPack } from "tar-stream";
 import type { Image } from "../image/index.js";
-import { type Digest, MediaType, digestHex } from "../oci/index.js";
+import { type Digest, digestHex, MediaType } from "../oci/index.js";
 import { familiarName, familiarString, parseDockerRef } from "../reference/index.js";
 
 export interface SaveItem {
@@ -21,7 +21,11 @@ const EPOCH = new Date(0);
  * oci-archive: transports read it. Layers are uncompressed tars, each written once however
  * many images share it; bytes stream from the store, nothing is held whole.
  */
-export async function saveArchive(items: SaveItem[], out: NodeJS.WritableStream, opts: { signal?: AbortSignal } = {}) {
+export async function saveArchive(
+  items: SaveItem[],
+  out: NodeJS.WritableStream,
+  opts: { signal?: AbortSignal } = {},
+) {
   const pack = tarPack();
   const done = pipeline(pack, out, { signal: opts.signal });
   const written = new Set<string>();
@@ -34,7 +38,11 @@ export async function saveArchive(items: SaveItem[], out: NodeJS.WritableStream,
     new Promise<void>((resolve, reject) => {
       pack.entry({ name, type: "directory", mtime: EPOCH, mode: 0o755 }, (e) => (e ? reject(e) : resolve()));
     });
-  const addStream = async (name: string, size: number, open: () => Promise<AsyncIterable<Buffer> & NodeJS.ReadableStream>) => {
+  const addStream = async (
+    name: string,
+    size: number,
+    open: () => Promise<AsyncIterable<Buffer> & NodeJS.ReadableStream>,
+  ) => {
     const src = await open();
     await new Promise<void>((resolve, reject) => {
       const entry = pack.entry({ name, size, mtime: EPOCH, mode: 0o644 }, (e) => (e ? reject(e) : resolve()));
@@ -65,12 +73,19 @@ export async function saveArchive(items: SaveItem[], out: NodeJS.WritableStream,
         written.add(it.manifest.digest);
         await addBytes(blobName(it.manifest.digest), it.manifest.raw);
       }
-      const desc = { mediaType: MediaType.OciManifest, digest: it.manifest.digest, size: it.manifest.raw.length };
+      const desc = {
+        mediaType: MediaType.OciManifest,
+        digest: it.manifest.digest,
+        size: it.manifest.raw.length,
+      };
       const repoTags: string[] = [];
       for (const t of it.tags) {
         const ref = parseDockerRef(t);
         const tag = ref.tag ?? "latest";
-        index.push({ ...desc, annotations: { "io.containerd.image.name": t, "org.opencontainers.image.ref.name": tag } });
+        index.push({
+          ...desc,
+          annotations: { "io.containerd.image.name": t, "org.opencontainers.image.ref.name": tag },
+        });
         repoTags.push(familiarString({ ...ref, digest: undefined }));
         const top = img.layers[img.layers.length - 1];
         if (top) (repositories[familiarName(ref)] ??= {})[tag] = digestHex(top.diffId);
@@ -82,7 +97,10 @@ export async function saveArchive(items: SaveItem[], out: NodeJS.WritableStream,
         Layers: img.layers.map((l) => blobName(l.diffId)),
       });
     }
-    await addBytes("index.json", JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index }));
+    await addBytes(
+      "index.json",
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: index }),
+    );
     await addBytes("manifest.json", JSON.stringify(manifestJson));
     if (Object.keys(repositories).length) await addBytes("repositories", JSON.stringify(repositories));
     pack.finalize();

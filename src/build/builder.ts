@@ -6,36 +6,36 @@ import {
   type AddCommand,
   type Command,
   type CopyCommand,
-  type Dockerfile,
-  type ExpandedInstruction,
-  type DockerignoreSource,
-  type ExpandedStage,
-  type RunCommand,
-  PatternMatcher,
   chooseDockerignore,
+  type Dockerfile,
+  type DockerignoreSource,
+  type ExpandedInstruction,
+  type ExpandedStage,
   expandStages,
   loadDockerfile,
+  PatternMatcher,
+  type RunCommand,
   readDockerignore,
 } from "../dockerfile/index.js";
 import type { LayerIndex } from "../layer/index.js";
 import {
   type ContainerConfig,
+  chainIds,
   type Digest,
+  formatPlatform,
   type History,
+  hostPlatform,
   type ImageConfig,
   type Parsed,
   type Platform,
-  chainIds,
-  formatPlatform,
-  hostPlatform,
   parseImageConfig,
   platformMatches,
 } from "../oci/index.js";
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
-import { type LayerSource, Snapshotter, diffUpper, findOpaqueDirs } from "../snapshot/index.js";
+import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
-import { StrataError, errorMessage } from "../util/index.js";
-import { StatCache, mapLimit } from "./checksum.js";
+import { errorMessage, StrataError } from "../util/index.js";
+import { mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
 import { type CopyItem, copyLayerStream, resolveCopy } from "./copy.js";
 import type { ProgressSink } from "./progress.js";
@@ -116,12 +116,16 @@ export class Builder {
     const platform = req.platform ?? hostPlatform();
     const host = hostPlatform();
     if (!platformMatches(host, platform))
-      throw new StrataError("UNSUPPORTED", `building for ${formatPlatform(platform)} is not supported on a ${formatPlatform(host)} host`);
+      throw new StrataError(
+        "UNSUPPORTED",
+        `building for ${formatPlatform(platform)} is not supported on a ${formatPlatform(host)} host`,
+      );
     await this.snapshots.cleanup();
 
     // 1. The Dockerfile.
     const v0 = progress.start("[internal] load build definition from " + req.dockerfile.name);
-    const text = typeof req.dockerfile.text === "string" ? req.dockerfile.text : req.dockerfile.text.toString("utf8");
+    const text =
+      typeof req.dockerfile.text === "string" ? req.dockerfile.text : req.dockerfile.text.toString("utf8");
     progress.log(v0, `transferring dockerfile: ${Buffer.byteLength(text)}B done`);
     let df: Dockerfile;
     try {
@@ -133,13 +137,24 @@ export class Builder {
     progress.done(v0);
 
     // 2. Base images: expand once to learn the FROM names, resolve them, expand again with their configs.
-    const expandOpts = { buildArgs: req.buildArgs ?? {}, target: req.target, buildPlatform: platform, targetPlatform: platform };
+    const expandOpts = {
+      buildArgs: req.buildArgs ?? {},
+      target: req.target,
+      buildPlatform: platform,
+      targetPlatform: platform,
+    };
     const first = expandStages(df, expandOpts);
     const stageNames = new Set(first.stages.map((s) => s.name).filter(Boolean));
     const bases = new Map<string, BaseImage>();
     for (const st of first.stages) {
       const name = st.baseName;
-      if (st.baseStage !== undefined || name === "scratch" || stageNames.has(name.toLowerCase()) || bases.has(name)) continue;
+      if (
+        st.baseStage !== undefined ||
+        name === "scratch" ||
+        stageNames.has(name.toLowerCase()) ||
+        bases.has(name)
+      )
+        continue;
       const v = progress.start(`[internal] load metadata for ${name}`);
       try {
         bases.set(name, await this.resolver.resolve(name, { pull: !!req.pull, platform }));
@@ -184,7 +199,13 @@ export class Builder {
     };
 
     // BuildKit sends the context before the steps that use it.
-    if (expanded.stages.some((st) => st.instructions.some((i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add")))
+    if (
+      expanded.stages.some((st) =>
+        st.instructions.some(
+          (i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add",
+        ),
+      )
+    )
       await loadContext();
 
     // 4. Stages, each a promise; a stage waits only for those it uses.
@@ -192,7 +213,15 @@ export class Builder {
     const runStage = (st: ExpandedStage): Promise<StageState> => {
       let p = results.get(st.index);
       if (!p) {
-        p = this.buildStage(st, expanded.stages, { req, progress, bases, loadContext, statCache, runStage, platform });
+        p = this.buildStage(st, expanded.stages, {
+          req,
+          progress,
+          bases,
+          loadContext,
+          statCache,
+          runStage,
+          platform,
+        });
         results.set(st.index, p);
       }
       return p;
@@ -249,7 +278,8 @@ export class Builder {
     const { progress } = b;
     const fsSteps = st.instructions.filter((i) => ["run", "copy", "add", "workdir"].includes(i.command.kind));
     const total = fsSteps.length + 1;
-    const label = (n: number) => (stages.length > 1 ? `[${st.name || `stage-${st.index}`} ${n}/${total}]` : `[${n}/${total}]`);
+    const label = (n: number) =>
+      stages.length > 1 ? `[${st.name || `stage-${st.index}`} ${n}/${total}]` : `[${n}/${total}]`;
     let step = 1;
 
     // FROM
@@ -257,10 +287,20 @@ export class Builder {
     const vf = progress.start(`${label(step)} FROM ${st.baseName === "scratch" ? "scratch" : st.baseName}`);
     if (st.baseStage !== undefined) {
       const parent = await b.runStage(stages.find((s) => s.index === st.baseStage)!);
-      state = { ...parent, config: structuredClone(parent.config), history: [...parent.history], layers: [...parent.layers] };
+      state = {
+        ...parent,
+        config: structuredClone(parent.config),
+        history: [...parent.history],
+        layers: [...parent.layers],
+      };
     } else if (st.baseName === "scratch") {
       state = {
-        config: { architecture: b.platform.architecture, os: b.platform.os, config: {}, rootfs: { type: "layers", diff_ids: [] } } as ImageConfig,
+        config: {
+          architecture: b.platform.architecture,
+          os: b.platform.os,
+          config: {},
+          rootfs: { type: "layers", diff_ids: [] },
+        } as ImageConfig,
         layers: [],
         chain: "",
         history: [],
@@ -269,10 +309,16 @@ export class Builder {
     } else {
       const base = b.bases.get(st.baseName)!;
       const cfg = structuredClone(base.config.value);
-      state = { config: cfg, layers: base.layers, chain: chainOf(base.layers), history: [...(cfg.history ?? [])] };
+      state = {
+        config: cfg,
+        layers: base.layers,
+        chain: chainOf(base.layers),
+        history: [...(cfg.history ?? [])],
+      };
       // BuildKit gives every image a PATH.
       const env = cfg.config?.Env ?? [];
-      if (!env.some((e) => e.startsWith("PATH="))) cfg.config = { ...(cfg.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...env] };
+      if (!env.some((e) => e.startsWith("PATH=")))
+        cfg.config = { ...(cfg.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...env] };
     }
     state.config.config ??= {};
     // A new stage's ONBUILD list is its own; the base's triggers already ran through expandStages.
@@ -309,7 +355,12 @@ export class Builder {
     const c = ins.command;
     const cc = (s.config.config ??= {}) as ContainerConfig & Record<string, unknown>;
     const meta = (createdBy: string) => {
-      s.history.push({ created: new Date().toISOString(), created_by: createdBy, comment: "buildkit.dockerfile.v0", empty_layer: true });
+      s.history.push({
+        created: new Date().toISOString(),
+        created_by: createdBy,
+        comment: "buildkit.dockerfile.v0",
+        empty_layer: true,
+      });
       return s;
     };
     switch (c.kind) {
@@ -331,7 +382,12 @@ export class Builder {
       case "expose": {
         cc.ExposedPorts = { ...(cc.ExposedPorts ?? {}) };
         for (const p of c.ports) cc.ExposedPorts[p.includes("/") ? p : `${p}/tcp`] = {};
-        return meta(`EXPOSE map[${Object.keys(cc.ExposedPorts).sort().map((k) => `${k}:{}`).join(" ")}]`);
+        return meta(
+          `EXPOSE map[${Object.keys(cc.ExposedPorts)
+            .sort()
+            .map((k) => `${k}:{}`)
+            .join(" ")}]`,
+        );
       }
       case "user":
         cc.User = c.user;
@@ -341,9 +397,16 @@ export class Builder {
         if (c.prependShell) cc.ArgsEscaped = true;
         return meta(`CMD ${goQuoteList(cc.Cmd)}`);
       case "entrypoint": {
-        cc.Entrypoint = c.prependShell ? [...(cc.Shell ?? ["/bin/sh", "-c"]), c.cmdLine.join(" ")] : c.cmdLine.length ? c.cmdLine : null;
+        cc.Entrypoint = c.prependShell
+          ? [...(cc.Shell ?? ["/bin/sh", "-c"]), c.cmdLine.join(" ")]
+          : c.cmdLine.length
+            ? c.cmdLine
+            : null;
         // An ENTRYPOINT resets a CMD this stage did not set (Docker's rule).
-        if (!s.history.some((x) => x.created_by?.startsWith("CMD ") && x.comment === "buildkit.dockerfile.v0")) cc.Cmd = null;
+        if (
+          !s.history.some((x) => x.created_by?.startsWith("CMD ") && x.comment === "buildkit.dockerfile.v0")
+        )
+          cc.Cmd = null;
         return meta(`ENTRYPOINT ${goQuoteList(cc.Entrypoint ?? [])}`);
       }
       case "volume":
@@ -378,7 +441,9 @@ export class Builder {
         s.config.author = c.maintainer;
         return meta(`MAINTAINER ${c.maintainer}`);
       case "arg":
-        return meta(`ARG ${c.args.map((a) => (a.value !== undefined ? `${a.key}=${ins.env.get(a.key) ?? a.value}` : a.key)).join(" ")}`);
+        return meta(
+          `ARG ${c.args.map((a) => (a.value !== undefined ? `${a.key}=${ins.env.get(a.key) ?? a.value}` : a.key)).join(" ")}`,
+        );
       case "workdir":
         return this.workdir(ins as ExpandedInstruction<typeof c>, s, name, b);
       case "copy":
@@ -399,7 +464,12 @@ export class Builder {
     return t;
   }
 
-  private withLayer(s: StageState, layer: LayerRecord | null, history: History, index?: LayerIndex): StageState {
+  private withLayer(
+    s: StageState,
+    layer: LayerRecord | null,
+    history: History,
+    index?: LayerIndex,
+  ): StageState {
     const layers = layer ? [...s.layers, layer] : s.layers;
     let tree = s.tree;
     if (layer && tree && index) {
@@ -426,7 +496,10 @@ export class Builder {
     if (!noCache) {
       const doc = await this.store.meta.read();
       const rec = doc.buildCache?.[key];
-      if (rec && (rec.diffId === null || (doc.layers[rec.diffId] && (await this.store.content.has(rec.diffId))))) {
+      if (
+        rec &&
+        (rec.diffId === null || (doc.layers[rec.diffId] && (await this.store.content.has(rec.diffId))))
+      ) {
         progress.cached(vertex);
         return { layer: rec.diffId ? doc.layers[rec.diffId]! : null, created: rec.created, hit: true };
       }
@@ -442,7 +515,12 @@ export class Builder {
     return { layer, created, hit: false };
   }
 
-  private async workdir(ins: ExpandedInstruction<Extract<Command, { kind: "workdir" }>>, s: StageState, name: string, b: Parameters<Builder["buildStage"]>[2]) {
+  private async workdir(
+    ins: ExpandedInstruction<Extract<Command, { kind: "workdir" }>>,
+    s: StageState,
+    name: string,
+    b: Parameters<Builder["buildStage"]>[2],
+  ) {
     const cc = (s.config.config ??= {});
     const p = ins.command.path;
     const wd = path.posix.isAbsolute(p) ? path.posix.normalize(p) : path.posix.join(cc.WorkingDir || "/", p);
@@ -457,17 +535,32 @@ export class Builder {
       return this.withLayer(s, null, { ...history, created: new Date().toISOString() });
     }
     const owner = cc.User ? await this.ownerFor(s, cc.User) : { uid: 0, gid: 0 };
-    const dirs: CopyItem[] = missing.map((d) => ({ dest: d, type: "dir", mode: 0o755, ...owner, mtimeMs: Date.now(), size: 0 }));
+    const dirs: CopyItem[] = missing.map((d) => ({
+      dest: d,
+      type: "dir",
+      mode: 0o755,
+      ...owner,
+      mtimeMs: Date.now(),
+      size: 0,
+    }));
     const key = h("workdir", s.chain, missing, owner);
-    const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => this.store.ingestLayer(copyLayerStream([], dirs)));
-    const idx: LayerIndex = { dirs: Object.fromEntries(dirs.map((d) => [d.dest, [0o755, owner.uid, owner.gid]])), files: [], whiteouts: [], opaque: [] };
+    const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () =>
+      this.store.ingestLayer(copyLayerStream([], dirs)),
+    );
+    const idx: LayerIndex = {
+      dirs: Object.fromEntries(dirs.map((d) => [d.dest, [0o755, owner.uid, owner.gid]])),
+      files: [],
+      whiteouts: [],
+      opaque: [],
+    };
     return this.withLayer(s, r.layer, { ...history, created: r.created }, idx);
   }
 
   private async ownerFor(s: StageState, spec: string): Promise<{ uid: number; gid: number }> {
     const [u, g] = spec.split(":", 2) as [string, string | undefined];
     // Docker: a user without a group uses the same number as the GID.
-    if (/^\d+$/.test(u) && (g === undefined || /^\d+$/.test(g))) return { uid: Number(u), gid: g === undefined ? Number(u) : Number(g) };
+    if (/^\d+$/.test(u) && (g === undefined || /^\d+$/.test(g)))
+      return { uid: Number(u), gid: g === undefined ? Number(u) : Number(g) };
     // Names: read /etc/passwd and /etc/group from the stage's layers (unpacked once per chain).
     const lowers = await this.snapshots.ensureChain(this.layerSources(s.layers));
     const snap = await this.snapshots.prepare(lowers);
@@ -508,7 +601,10 @@ export class Builder {
     let sourceKey: unknown;
     if (from) {
       const idx = /^\d+$/.test(from) ? Number(from) : stages.findIndex((x) => x.name === from.toLowerCase());
-      const srcStage = idx >= 0 ? stages.find((x) => x.index === (/^\d+$/.test(from) ? idx : stages[idx]!.index)) : undefined;
+      const srcStage =
+        idx >= 0
+          ? stages.find((x) => x.index === (/^\d+$/.test(from) ? idx : stages[idx]!.index))
+          : undefined;
       let srcLayers: LayerRecord[];
       let srcChain: string;
       if (srcStage) {
@@ -538,12 +634,28 @@ export class Builder {
         const dest = c.dest.endsWith("/") ? path.posix.join(c.dest, hd.path) : c.dest;
         const abs = path.posix.isAbsolute(dest) ? dest : path.posix.join(cc.WorkingDir || "/", dest);
         const data = Buffer.from(hd.data);
-        items.push({ dest: abs.replace(/^\/+/, ""), type: "file", mode: chmod ?? 0o644, uid: chown?.uid ?? 0, gid: chown?.gid ?? 0, mtimeMs: Date.now(), size: data.length, source: { data } });
+        items.push({
+          dest: abs.replace(/^\/+/, ""),
+          type: "file",
+          mode: chmod ?? 0o644,
+          uid: chown?.uid ?? 0,
+          gid: chown?.gid ?? 0,
+          mtimeMs: Date.now(),
+          size: data.length,
+          source: { data },
+        });
       }
       const fileSources = c.sources.filter((x) => !c.heredocs.some((hd) => hd.path === x));
       if (fileSources.length)
         items.push(
-          ...resolveCopy(entries, fileSources, c.dest, { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase() }, root, (p) => tree.dirs.has(p)),
+          ...resolveCopy(
+            entries,
+            fileSources,
+            c.dest,
+            { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase() },
+            root,
+            (p) => tree.dirs.has(p),
+          ),
         );
       if (!from)
         await mapLimit(items, 8, async (it) => {
@@ -551,7 +663,9 @@ export class Builder {
             it.digest = await b.statCache.digest(it.source.abs, it.entry!);
         });
       else
-        for (const it of items) if (it.type === "file" && it.source && "data" in it.source) it.digest = createHash("sha256").update(it.source.data).digest("hex");
+        for (const it of items)
+          if (it.type === "file" && it.source && "data" in it.source)
+            it.digest = createHash("sha256").update(it.source.data).digest("hex");
       // Parent directories this copy must create.
       const needed = new Set<string>();
       for (const it of items) {
@@ -562,10 +676,37 @@ export class Builder {
       const newDirs: CopyItem[] = [...needed]
         .filter((d) => !tree.dirs.has(d) && !itemDests.has(d))
         .sort()
-        .map((d) => ({ dest: d, type: "dir", mode: 0o755, uid: chown?.uid ?? 0, gid: chown?.gid ?? 0, mtimeMs: Date.now(), size: 0 }));
-      const key = h(c.kind, s.chain, sourceKey ?? null, c.dest, cc.WorkingDir, chown, chmod, c.link, c.exclude,
-        items.map((it) => [it.dest, it.type, it.mode, it.uid, it.gid, it.size, it.linkTarget, it.digest ?? (from ? it.mtimeMs : null)]),
-        newDirs.map((d) => d.dest));
+        .map((d) => ({
+          dest: d,
+          type: "dir",
+          mode: 0o755,
+          uid: chown?.uid ?? 0,
+          gid: chown?.gid ?? 0,
+          mtimeMs: Date.now(),
+          size: 0,
+        }));
+      const key = h(
+        c.kind,
+        s.chain,
+        sourceKey ?? null,
+        c.dest,
+        cc.WorkingDir,
+        chown,
+        chmod,
+        c.link,
+        c.exclude,
+        items.map((it) => [
+          it.dest,
+          it.type,
+          it.mode,
+          it.uid,
+          it.gid,
+          it.size,
+          it.linkTarget,
+          it.digest ?? (from ? it.mtimeMs : null),
+        ]),
+        newDirs.map((d) => d.dest),
+      );
       const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () =>
         items.length || newDirs.length ? this.store.ingestLayer(copyLayerStream(items, newDirs)) : null,
       );
@@ -575,7 +716,12 @@ export class Builder {
         else idx.files.push(it.dest);
       }
       const createdBy = `${c.code.replace(/^(copy|add)\b/i, (m) => m.toUpperCase())} # buildkit`;
-      return this.withLayer(s, r.layer, { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" }, idx);
+      return this.withLayer(
+        s,
+        r.layer,
+        { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" },
+        idx,
+      );
     } catch (e) {
       b.progress.error(v, errorMessage(e));
       throw e;
@@ -584,14 +730,22 @@ export class Builder {
     }
   }
 
-  private async run(ins: ExpandedInstruction<RunCommand>, s: StageState, name: string, b: Parameters<Builder["buildStage"]>[2]): Promise<StageState> {
+  private async run(
+    ins: ExpandedInstruction<RunCommand>,
+    s: StageState,
+    name: string,
+    b: Parameters<Builder["buildStage"]>[2],
+  ): Promise<StageState> {
     const c = ins.command;
     const cc = s.config.config ?? {};
     const shell = cc.Shell ?? ["/bin/sh", "-c"];
     let script = c.cmdLine.join(" ");
     if (c.prependShell && c.heredocs.length) {
       // The shell reads heredocs natively: give it the line and the bodies as written.
-      script = [script, ...c.heredocs.map((hd) => `${hd.data}${hd.data.endsWith("\n") ? "" : "\n"}${hd.name}`)].join("\n");
+      script = [
+        script,
+        ...c.heredocs.map((hd) => `${hd.data}${hd.data.endsWith("\n") ? "" : "\n"}${hd.name}`),
+      ].join("\n");
     }
     const args = c.prependShell ? [...shell, script] : c.cmdLine;
     // The environment: image ENV, then the ARGs in scope (they are in RUN's environment).
@@ -612,14 +766,25 @@ export class Builder {
     const cacheMounts = (c.mounts ?? []).filter((m) => m.type === "cache");
     const tmpfsMounts = (c.mounts ?? []).filter((m) => m.type === "tmpfs");
     const bindMounts = (c.mounts ?? []).filter((m) => m.type === "bind");
-    const argPrefix = argEnv.length ? `|${argEnv.length} ${argEnv.map(([k, v2]) => `${k}=${v2}`).join(" ")} ` : "";
+    const argPrefix = argEnv.length
+      ? `|${argEnv.length} ${argEnv.map(([k, v2]) => `${k}=${v2}`).join(" ")} `
+      : "";
     const createdBy = `RUN ${argPrefix}${args.join(" ")} # buildkit`;
-    const key = h("run", s.chain, args, [...env.entries()].sort(), cc.User ?? "", cc.WorkingDir ?? "", network,
-      (c.mounts ?? []).map((m) => ({ ...m, ...(m.type === "secret" ? { source: undefined } : {}) })));
+    const key = h(
+      "run",
+      s.chain,
+      args,
+      [...env.entries()].sort(),
+      cc.User ?? "",
+      cc.WorkingDir ?? "",
+      network,
+      (c.mounts ?? []).map((m) => ({ ...m, ...(m.type === "secret" ? { source: undefined } : {}) })),
+    );
     const v = b.progress.start(name);
     try {
       const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
-        if (!findRuntime()) throw new StrataError("UNSUPPORTED", "RUN needs an OCI runtime: runc or crun is not installed");
+        if (!findRuntime())
+          throw new StrataError("UNSUPPORTED", "RUN needs an OCI runtime: runc or crun is not installed");
         const lowers = await this.snapshots.ensureChain(this.layerSources(s.layers));
         const snap = await this.snapshots.prepare(lowers);
         try {
@@ -638,17 +803,38 @@ export class Builder {
             const file = path.join(etc.dir, `secret-${id}`);
             await fsp.writeFile(file, sec.data, { mode: m.mode ?? 0o400 });
             if (m.uid !== undefined || m.gid !== undefined) await fsp.chown(file, m.uid ?? 0, m.gid ?? 0);
-            mounts.push({ destination: m.target || `/run/secrets/${id}`, type: "bind", source: file, options: ["rbind", "ro"] });
+            mounts.push({
+              destination: m.target || `/run/secrets/${id}`,
+              type: "bind",
+              source: file,
+              options: ["rbind", "ro"],
+            });
           }
           for (const m of cacheMounts) {
             const id = m.cacheId || m.target;
-            const dir = path.join(this.store.root, "cache-mounts", createHash("sha256").update(id).digest("hex").slice(0, 32));
+            const dir = path.join(
+              this.store.root,
+              "cache-mounts",
+              createHash("sha256").update(id).digest("hex").slice(0, 32),
+            );
             await fsp.mkdir(dir, { recursive: true });
-            mounts.push({ destination: m.target, type: "bind", source: dir, options: ["rbind", m.readOnly ? "ro" : "rw"] });
+            mounts.push({
+              destination: m.target,
+              type: "bind",
+              source: dir,
+              options: ["rbind", m.readOnly ? "ro" : "rw"],
+            });
           }
-          for (const m of tmpfsMounts) mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
+          for (const m of tmpfsMounts)
+            mounts.push({
+              destination: m.target,
+              type: "tmpfs",
+              source: "tmpfs",
+              options: ["nosuid", "nodev"],
+            });
           for (const m of bindMounts) {
-            if (m.from) throw new StrataError("UNSUPPORTED", "RUN --mount=type=bind,from= is not supported yet");
+            if (m.from)
+              throw new StrataError("UNSUPPORTED", "RUN --mount=type=bind,from= is not supported yet");
             const src = path.join(b.req.contextDir, path.posix.normalize(`/${m.source ?? ""}`));
             // Always read-only: a RUN must never change the user's context (BuildKit's rw writes are thrown away).
             mounts.push({ destination: m.target, type: "bind", source: src, options: ["rbind", "ro"] });
@@ -656,7 +842,14 @@ export class Builder {
           // The working directory exists before the process starts (BuildKit creates it).
           if (cc.WorkingDir) await fsp.mkdir(path.join(snap.mountpoint, cc.WorkingDir), { recursive: true });
           // Mount points the runtime will create (a stub file or dir) must not land in the layer.
-          const stubPaths = ["/proc", "/dev", "/sys", "/etc/resolv.conf", "/etc/hosts", ...mounts.map((m) => m.destination)];
+          const stubPaths = [
+            "/proc",
+            "/dev",
+            "/sys",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            ...mounts.map((m) => m.destination),
+          ];
           const stubs: string[] = [];
           for (const p of stubPaths) {
             const parts = path.posix.normalize(p).split("/").filter(Boolean);
@@ -674,7 +867,14 @@ export class Builder {
             bundleDir: path.join(etc.dir, "bundle"),
             spec: {
               rootPath: snap.mountpoint,
-              process: { args, env: [...env.entries()].map(([k, v2]) => `${k}=${v2}`), cwd: cc.WorkingDir || "/", uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+              process: {
+                args,
+                env: [...env.entries()].map(([k, v2]) => `${k}=${v2}`),
+                cwd: cc.WorkingDir || "/",
+                uid: user.uid,
+                gid: user.gid,
+                additionalGids: user.additionalGids,
+              },
               network: network === "none" ? "none" : "host",
               resolvConf: etc.resolv,
               hosts: etc.hosts,
@@ -708,13 +908,20 @@ export class Builder {
             await snap.remove();
             return null;
           }
-          await this.snapshots.commitUpper(snap, chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
+          await this.snapshots.commitUpper(
+            snap,
+            chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!,
+          );
           return layer;
         } finally {
           await snap.remove();
         }
       });
-      return this.withLayer(s, r.layer, { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" });
+      return this.withLayer(s, r.layer, {
+        created: r.created,
+        created_by: createdBy,
+        comment: "buildkit.dockerfile.v0",
+      });
     } catch (e) {
       b.progress.error(v, errorMessage(e));
       throw e;
@@ -727,7 +934,10 @@ export class Builder {
     const hosts = path.join(dir, "hosts");
     const hostResolv = await fsp.readFile("/etc/resolv.conf", "utf8").catch(() => "nameserver 127.0.0.1\n");
     await fsp.writeFile(resolv, hostResolv);
-    await fsp.writeFile(hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tstrata\n");
+    await fsp.writeFile(
+      hosts,
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tstrata\n",
+    );
     return { dir, resolv, hosts };
   }
 }
@@ -785,6 +995,24 @@ async function isEmptyDiff(upper: string): Promise<boolean> {
 
 /** Image config keys in the order BuildKit writes them. */
 function orderConfig(c: ImageConfig): Record<string, unknown> {
-  const { architecture, os: osName, variant, config, created, history, rootfs, ...rest } = c as ImageConfig & Record<string, unknown>;
-  return { architecture, ...(variant ? { variant } : {}), config, created, history, os: osName, rootfs, ...rest };
+  const {
+    architecture,
+    os: osName,
+    variant,
+    config,
+    created,
+    history,
+    rootfs,
+    ...rest
+  } = c as ImageConfig & Record<string, unknown>;
+  return {
+    architecture,
+    ...(variant ? { variant } : {}),
+    config,
+    created,
+    history,
+    os: osName,
+    rootfs,
+    ...rest,
+  };
 }

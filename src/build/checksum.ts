@@ -23,7 +23,10 @@ export class StatCache {
   static async open(root: string): Promise<StatCache> {
     const c = new StatCache(path.join(root, "meta", "statcache.json"));
     try {
-      const doc = JSON.parse(await fsp.readFile(c.file, "utf8")) as { version: number; entries: Record<string, StatEntry> };
+      const doc = JSON.parse(await fsp.readFile(c.file, "utf8")) as {
+        version: number;
+        entries: Record<string, StatEntry>;
+      };
       if (doc.version === 1) c.entries = new Map(Object.entries(doc.entries));
     } catch {
       // no cache yet, or unreadable: start empty (it is only an optimisation)
@@ -34,7 +37,8 @@ export class StatCache {
   /** sha256 hex of a regular file of the context, from the cache when its stat is unchanged. */
   async digest(abs: string, e: ContextEntry): Promise<string> {
     const hit = this.entries.get(abs);
-    if (hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs) return hit[4];
+    if (hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs)
+      return hit[4];
     const h = createHash("sha256");
     await pipeline(createReadStream(abs, { highWaterMark: 1 << 20 }), h);
     const hex = h.digest("hex");
@@ -46,13 +50,21 @@ export class StatCache {
   async save(): Promise<void> {
     if (!this.dirty) return;
     await fsp.mkdir(path.dirname(this.file), { recursive: true });
-    await atomicWriteFile(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(this.entries) }), { sync: false });
+    await atomicWriteFile(
+      this.file,
+      JSON.stringify({ version: 1, entries: Object.fromEntries(this.entries) }),
+      { sync: false },
+    );
     this.dirty = false;
   }
 }
 
 /** Hash many files with a bounded number in flight (two cores: I/O and hashing overlap). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

@@ -55,7 +55,8 @@ export function cleanSource(src: string): string {
   for (const seg of src.split("/")) {
     if (seg === "" || seg === ".") continue;
     if (seg === "..") {
-      if (!parts.length) throw new StrataError("INVALID_ARGUMENT", `forbidden path outside the build context: ${src}`);
+      if (!parts.length)
+        throw new StrataError("INVALID_ARGUMENT", `forbidden path outside the build context: ${src}`);
       parts.pop();
     } else parts.push(seg);
   }
@@ -98,13 +99,30 @@ export function resolveCopy(
         const ps = p.split("/");
         return ps.length === segs.length && ps.every((x, i) => segs[i]!.test(x));
       });
-      if (!hits.length) throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
+      if (!hits.length)
+        throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
       for (const h of hits) matches.push({ rel: h, entry: entries.get(h)! });
     } else if (clean === "") {
-      matches.push({ rel: "", entry: { relPath: "", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, dev: 0, ino: 0, nlink: 1, rdev: 0 } });
+      matches.push({
+        rel: "",
+        entry: {
+          relPath: "",
+          type: "dir",
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          size: 0,
+          mtimeMs: 0,
+          dev: 0,
+          ino: 0,
+          nlink: 1,
+          rdev: 0,
+        },
+      });
     } else {
       const e = entries.get(clean);
-      if (!e) throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
+      if (!e)
+        throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
       matches.push({ rel: clean, entry: e });
     }
   }
@@ -114,11 +132,23 @@ export function resolveCopy(
       `When using ${o.name} with more than one source file, the destination must be a directory and end with a /`,
     );
   const items: CopyItem[] = [];
-  const own = (e: ContextEntry) => ({ uid: o.chown?.uid ?? 0, gid: o.chown?.gid ?? 0, mode: o.chmod ?? e.mode & 0o7777 });
+  const own = (e: ContextEntry) => ({
+    uid: o.chown?.uid ?? 0,
+    gid: o.chown?.gid ?? 0,
+    mode: o.chmod ?? e.mode & 0o7777,
+  });
   const add = (rel: string, e: ContextEntry, to: string) => {
     const base = { dest: to, mtimeMs: e.mtimeMs, ...own(e) };
-    if (e.type === "file") items.push({ ...base, type: "file", size: e.size, source: { abs: path.join(contextRoot, rel) }, entry: e });
-    else if (e.type === "symlink") items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
+    if (e.type === "file")
+      items.push({
+        ...base,
+        type: "file",
+        size: e.size,
+        source: { abs: path.join(contextRoot, rel) },
+        entry: e,
+      });
+    else if (e.type === "symlink")
+      items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
     else if (e.type === "dir") items.push({ ...base, type: "dir", size: 0 });
   };
   for (const m of matches) {
@@ -133,7 +163,11 @@ export function resolveCopy(
       continue;
     }
     const intoDir = destDirSyntax || matches.length > 1 || destIsDir(destRel);
-    const to = intoDir ? (destRel ? `${destRel}/${path.posix.basename(m.rel)}` : path.posix.basename(m.rel)) : destRel;
+    const to = intoDir
+      ? destRel
+        ? `${destRel}/${path.posix.basename(m.rel)}`
+        : path.posix.basename(m.rel)
+      : destRel;
     if (!to) throw new StrataError("INVALID_ARGUMENT", `cannot copy a file to /`);
     add(m.rel, m.entry, to);
   }
@@ -156,10 +190,17 @@ export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readabl
       });
     const all = [...newDirs, ...items].sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
     for (const it of all) {
-      const h = { name: it.type === "dir" ? `${it.dest}/` : it.dest, mode: it.mode, uid: it.uid, gid: it.gid, mtime: new Date(Math.floor(it.mtimeMs / 1000) * 1000) };
+      const h = {
+        name: it.type === "dir" ? `${it.dest}/` : it.dest,
+        mode: it.mode,
+        uid: it.uid,
+        gid: it.gid,
+        mtime: new Date(Math.floor(it.mtimeMs / 1000) * 1000),
+      };
       if (it.type === "dir") await entry({ ...h, type: "directory" });
       else if (it.type === "symlink") await entry({ ...h, type: "symlink", linkname: it.linkTarget });
-      else if (it.source && "data" in it.source) await entry({ ...h, size: it.source.data.length }, it.source.data);
+      else if (it.source && "data" in it.source)
+        await entry({ ...h, size: it.source.data.length }, it.source.data);
       else {
         const src = it.source as { abs: string };
         await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { StrataError, alignColumns, formatTable, parseTemplate } from "../util/index.js";
+import { alignColumns, formatTable, parseTemplate, StrataError } from "../util/index.js";
 
 /** Where commands write; tests and the daemon can capture it. */
 export interface Io {
@@ -9,7 +9,12 @@ export interface Io {
 }
 
 export function defaultIo(): Io {
-  return { out: process.stdout, err: process.stderr, stdin: process.stdin, stdoutIsTTY: !!process.stdout.isTTY };
+  return {
+    out: process.stdout,
+    err: process.stderr,
+    stdin: process.stdin,
+    stdoutIsTTY: !!process.stdout.isTTY,
+  };
 }
 
 /** A command failure that carries the exit status (125 for usage errors, as docker). */
@@ -46,7 +51,10 @@ export function renderRows(
 
 /** Go's encoding/json compact form with HTML escaping, as `{{json .}}` prints. */
 export function jsonLine(v: unknown): string {
-  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return JSON.stringify(v).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Plain aligned columns with docker's tabwriter settings (minwidth 10, padding 3). */

@@ -6,7 +6,7 @@ import { registerDistributionCommands } from "./commands/distribution.js";
 import { registerImageCommands } from "./commands/images.js";
 import { registerRegistryCommands } from "./commands/registry.js";
 import type { Context } from "./context.js";
-import { ExitError, type Io, defaultIo } from "./output.js";
+import { defaultIo, ExitError, type Io } from "./output.js";
 
 export const VERSION = "0.1.0";
 
@@ -25,7 +25,9 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
   program
     .description("A container image engine: build, store, ship and run OCI and Docker images")
     .version(VERSION, "-v, --version", "Print version information and quit")
-    .addOption(new Option("--root <dir>", "Root of the image store (default $STRATA_ROOT, /var/lib/strata as root)"))
+    .addOption(
+      new Option("--root <dir>", "Root of the image store (default $STRATA_ROOT, /var/lib/strata as root)"),
+    )
     .helpOption("-h, --help", "Print usage")
     .showSuggestionAfterError(true)
     .enablePositionalOptions(false);
@@ -77,7 +79,8 @@ export async function run(argv: string[], io: Io = defaultIo()): Promise<number>
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0)
+        return 0;
       if (e.code === "commander.help") return 0;
       const msg = e.message.replace(/^error: /, "");
       const unknown = /unknown option '([^']+)'/.exec(msg);

@@ -1,4 +1,4 @@
-import type { ProgressSink } from "../build/index.js";
+import type { ProgressSink } from "../engine/index.js";
 
 interface Vertex {
   name: string;

@@ -2,10 +2,16 @@ import { spawn } from "node:child_process";
 import { createWriteStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import { saveArchive } from "../archive/index.js";
-import { type BaseImage, type BuildRequest, Builder, type ImageResolver, type ProgressSink } from "../build/index.js";
-import { type Digest, MediaType, type Platform, diffIdsOf, parseImageConfig } from "../oci/index.js";
+import {
+  type BaseImage,
+  Builder,
+  type BuildRequest,
+  type ImageResolver,
+  type ProgressSink,
+} from "../build/index.js";
+import { type Digest, diffIdsOf, MediaType, type Platform, parseImageConfig } from "../oci/index.js";
 import { parseNormalizedNamed, referenceString } from "../reference/index.js";
-import type { Store } from "../store/index.js";
+import type { ImageRecord, Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
 import type { ImageService } from "./images.js";
 
@@ -28,7 +34,7 @@ class LocalResolver implements ImageResolver {
 
   async resolve(ref: string, _opts: { pull: boolean; platform: Platform }): Promise<BaseImage> {
     const doc = await this.store.meta.read();
-    let rec;
+    let rec: ImageRecord;
     try {
       rec = this.images.resolve(doc, ref);
     } catch (e) {
@@ -40,7 +46,10 @@ class LocalResolver implements ImageResolver {
         } catch {
           // keep as given
         }
-        throw new StrataError("IMAGE_NOT_FOUND", `${name}: not found locally (pulling base images from a registry is not supported yet)`);
+        throw new StrataError(
+          "IMAGE_NOT_FOUND",
+          `${name}: not found locally (pulling base images from a registry is not supported yet)`,
+        );
       }
       throw e;
     }
@@ -84,10 +93,16 @@ export class BuildService {
         const rec = image.record;
         const raw = await this.store.content.readSmall(rec.manifest);
         const dest = path.resolve(out.dest);
-        await saveArchive([{ image, manifest: { raw, digest: rec.manifest }, tags }], createWriteStream(dest));
+        await saveArchive(
+          [{ image, manifest: { raw, digest: rec.manifest }, tags }],
+          createWriteStream(dest),
+        );
         progress.log(v, `sending tarball done`);
       } else {
-        await this.exportFilesystem(res.layers.map((l) => l.diffId), out as { type: "local" | "tar"; dest: string });
+        await this.exportFilesystem(
+          res.layers.map((l) => l.diffId),
+          out as { type: "local" | "tar"; dest: string },
+        );
         progress.log(v, `copying files done`);
       }
     }
@@ -101,7 +116,8 @@ export class BuildService {
    */
   private async exportFilesystem(diffIds: Digest[], out: { type: "local" | "tar"; dest: string }) {
     const dest = path.resolve(out.dest);
-    const dir = out.type === "local" ? dest : await fsp.mkdtemp(path.join(path.dirname(dest), ".strata-export-"));
+    const dir =
+      out.type === "local" ? dest : await fsp.mkdtemp(path.join(path.dirname(dest), ".strata-export-"));
     await fsp.mkdir(dir, { recursive: true });
     try {
       for (const d of diffIds) {
@@ -111,9 +127,14 @@ export class BuildService {
           const entries = await fsp.readdir(path.join(dir, o)).catch(() => [] as string[]);
           for (const e of entries) await fsp.rm(path.join(dir, o, e), { recursive: true, force: true });
         }
-        await runTool("tar", ["-x", "-f", "-", "-C", dir, "--numeric-owner", "-p", "--exclude=.wh.*"], await this.store.content.open(d));
+        await runTool(
+          "tar",
+          ["-x", "-f", "-", "-C", dir, "--numeric-owner", "-p", "--exclude=.wh.*"],
+          await this.store.content.open(d),
+        );
       }
-      if (out.type === "tar") await runTool("tar", ["-c", "-f", dest, "-C", dir, "--numeric-owner", "--sort=name", "."]);
+      if (out.type === "tar")
+        await runTool("tar", ["-c", "-f", dest, "-C", dir, "--numeric-owner", "--sort=name", "."]);
     } finally {
       if (out.type === "tar") await fsp.rm(dir, { recursive: true, force: true });
     }
@@ -128,7 +149,9 @@ function runTool(cmd: string, args: string[], input?: NodeJS.ReadableStream): Pr
     if (input) input.pipe(p.stdin!);
     p.on("error", reject);
     p.on("close", (c) =>
-      c === 0 ? resolve() : reject(new StrataError("IO_ERROR", `${cmd} failed: ${Buffer.concat(err).toString().trim()}`)),
+      c === 0
+        ? resolve()
+        : reject(new StrataError("IO_ERROR", `${cmd} failed: ${Buffer.concat(err).toString().trim()}`)),
     );
   });
 }

@@ -1,23 +1,23 @@
 import type { SaveItem } from "../archive/index.js";
 import {
   type ContainerConfig,
+  chainIds,
   type Digest,
+  diffIdsOf,
   type ImageConfig,
   type Platform,
-  chainIds,
-  diffIdsOf,
 } from "../oci/index.js";
 import {
-  type Reference,
   familiarMatch,
   familiarName,
   familiarString,
   parseDockerRef,
   parseNormalizedNamed,
+  type Reference,
   referenceString,
 } from "../reference/index.js";
 import type { ImageRecord, MetaDoc, Store } from "../store/index.js";
-import { StrataError, isStrataError } from "../util/index.js";
+import { isStrataError, StrataError } from "../util/index.js";
 
 /** One row of `images`: an image under one repository:tag (or <none>). */
 export interface ImageSummaryRow {
@@ -151,9 +151,9 @@ export class ImageService {
       const isDangling = tags.length === 0;
       if (dangling !== undefined && ["true", "1"].includes(dangling.toLowerCase()) !== isDangling) continue;
       const c = createdOf(rec);
-      if (before && before.some((b) => c >= b)) continue;
-      if (since && since.some((s) => c <= s)) continue;
-      if (until && until.some((u) => c > u)) continue;
+      if (before?.some((b) => c >= b)) continue;
+      if (since?.some((s) => c <= s)) continue;
+      if (until?.some((u) => c > u)) continue;
       let labels: Record<string, string> = {};
       if (needLabels) {
         labels = ((await this.configOf(rec)).config?.Labels ?? {}) as Record<string, string>;
@@ -183,7 +183,15 @@ export class ImageService {
     rows.sort((a, b) => {
       const d = createdOf(b.record) - createdOf(a.record);
       if (d) return d;
-      return a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0;
+      return a.repository < b.repository
+        ? -1
+        : a.repository > b.repository
+          ? 1
+          : a.tag < b.tag
+            ? -1
+            : a.tag > b.tag
+              ? 1
+              : 0;
     });
     return rows;
   }
@@ -194,9 +202,16 @@ export class ImageService {
     try {
       ref = parseNormalizedNamed(target);
     } catch (e) {
-      throw new StrataError("INVALID_REFERENCE", `invalid reference format: ${(e as Error).message.replace(/^invalid reference format: ?/, "") || target}`.replace(/: $/, ""));
+      throw new StrataError(
+        "INVALID_REFERENCE",
+        `invalid reference format: ${(e as Error).message.replace(/^invalid reference format: ?/, "") || target}`.replace(
+          /: $/,
+          "",
+        ),
+      );
     }
-    if (ref.digest) throw new StrataError("INVALID_REFERENCE", "refusing to create a tag with a digest reference");
+    if (ref.digest)
+      throw new StrataError("INVALID_REFERENCE", "refusing to create a tag with a digest reference");
     const full = referenceString(ref.tag ? ref : { ...ref, tag: "latest" });
     await this.store.meta.update((doc) => {
       const rec = this.resolve(doc, source);
@@ -209,7 +224,10 @@ export class ImageService {
    * `rmi`: for each argument, untag; delete when the last tag goes. Returns the lines
    * Docker prints, and per-argument errors (Docker goes on with the others, then exits 1).
    */
-  async remove(args: string[], opts: { force?: boolean; noPrune?: boolean } = {}): Promise<{ lines: string[]; errors: Error[] }> {
+  async remove(
+    args: string[],
+    opts: { force?: boolean; noPrune?: boolean } = {},
+  ): Promise<{ lines: string[]; errors: Error[] }> {
     const lines: string[] = [];
     const errors: Error[] = [];
     for (const arg of args) {
@@ -232,7 +250,8 @@ export class ImageService {
               lines.push(`Untagged: ${familiarString(parseDockerRef(full))}`);
             }
             if (this.tagsOf(doc, rec.id).length === 0 && (!ref.digest || rec.repoDigests.length === 0)) {
-              for (const d of rec.repoDigests) lines.push(`Untagged: ${familiarString(parseNormalizedNamed(d))}`);
+              for (const d of rec.repoDigests)
+                lines.push(`Untagged: ${familiarString(parseNormalizedNamed(d))}`);
               toDelete.push(rec.id);
             }
             return;
@@ -267,7 +286,8 @@ export class ImageService {
   async prune(opts: { all?: boolean; filters?: Record<string, string[]> } = {}) {
     const filters = opts.filters ?? {};
     for (const k of Object.keys(filters))
-      if (!["until", "label", "label!", "dangling"].includes(k)) throw new StrataError("INVALID_ARGUMENT", `invalid filter '${k}'`);
+      if (!["until", "label", "label!", "dangling"].includes(k))
+        throw new StrataError("INVALID_ARGUMENT", `invalid filter '${k}'`);
     const until = filters.until?.map(parseUntil);
     const lines: string[] = [];
     const doc = await this.store.meta.read();
@@ -276,11 +296,11 @@ export class ImageService {
       const tags = this.tagsOf(doc, rec.id);
       if (!opts.all && tags.length) continue;
       const c = Date.parse(rec.created ?? rec.added) || 0;
-      if (until && until.some((u) => c >= u)) continue;
+      if (until?.some((u) => c >= u)) continue;
       if (filters.label || filters["label!"]) {
         const labels = ((await this.configOf(rec)).config?.Labels ?? {}) as Record<string, string>;
         if (filters.label && !filters.label.every((f) => matchLabel(labels, f))) continue;
-        if (filters["label!"] && filters["label!"].some((f) => matchLabel(labels, f))) continue;
+        if (filters["label!"]?.some((f) => matchLabel(labels, f))) continue;
       }
       victims.push(rec);
     }
@@ -355,7 +375,11 @@ export class ImageService {
       Size: rec.size,
       RootFS: { Type: "layers", Layers: diffIdsOf(cfg) },
       Metadata: { LastTagTime: rec.lastTagTime ?? "0001-01-01T00:00:00Z" },
-      Descriptor: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: rec.manifest, size: rec.manifestSize },
+      Descriptor: {
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: rec.manifest,
+        size: rec.manifestSize,
+      },
     };
   }
 
@@ -374,7 +398,13 @@ export class ImageService {
         const d = diffIds[layer++];
         size = d ? (doc.layers[d]?.contentSize ?? 0) : 0;
       }
-      rows.push({ id: "<missing>", created: h.created, createdBy: h.created_by ?? "", size, comment: h.comment ?? "" });
+      rows.push({
+        id: "<missing>",
+        created: h.created,
+        createdBy: h.created_by ?? "",
+        size,
+        comment: h.comment ?? "",
+      });
     }
     if (rows.length) rows[rows.length - 1]!.id = rec.id;
     else rows.push({ id: rec.id, created: cfg.created, createdBy: "", size: rec.size, comment: "" });
@@ -384,12 +414,19 @@ export class ImageService {
   /** `import`: a rootfs tar becomes a one-layer image; returns its ID. */
   async import(
     input: AsyncIterable<Buffer> | NodeJS.ReadableStream,
-    opts: { reference?: string; config?: ContainerConfig; message?: string; sourceName?: string; signal?: AbortSignal },
+    opts: {
+      reference?: string;
+      config?: ContainerConfig;
+      message?: string;
+      sourceName?: string;
+      signal?: AbortSignal;
+    },
   ): Promise<Digest> {
     let tag: string | undefined;
     if (opts.reference) {
       const r = parseNormalizedNamed(opts.reference);
-      if (r.digest) throw new StrataError("INVALID_REFERENCE", "refusing to create a tag with a digest reference");
+      if (r.digest)
+        throw new StrataError("INVALID_REFERENCE", "refusing to create a tag with a digest reference");
       tag = referenceString(r.tag ? r : { ...r, tag: "latest" });
     }
     const { importRootfs } = await import("../archive/index.js");
@@ -399,7 +436,10 @@ export class ImageService {
   }
 
   /** `load`: returns Docker's output lines. */
-  async load(input: NodeJS.ReadableStream | string, opts: { platform?: Platform; signal?: AbortSignal } = {}) {
+  async load(
+    input: NodeJS.ReadableStream | string,
+    opts: { platform?: Platform; signal?: AbortSignal } = {},
+  ) {
     const { loadArchive } = await import("../archive/index.js");
     const images = await loadArchive(this.store, input, opts);
     const lines: string[] = [];
@@ -408,10 +448,13 @@ export class ImageService {
       for (const t of img.tags) {
         const old = before.tags[t];
         if (old && old !== img.config.digest)
-          lines.push(`The image ${familiarString(parseDockerRef(t))} already exists, renaming the old one with ID ${old} to empty string`);
+          lines.push(
+            `The image ${familiarString(parseDockerRef(t))} already exists, renaming the old one with ID ${old} to empty string`,
+          );
       }
       const res = await this.store.putImage({ config: img.config, layers: img.layers, tags: img.tags });
-      if (img.tags.length) for (const t of img.tags) lines.push(`Loaded image: ${familiarString(parseDockerRef(t))}`);
+      if (img.tags.length)
+        for (const t of img.tags) lines.push(`Loaded image: ${familiarString(parseDockerRef(t))}`);
       else lines.push(`Loaded image ID: ${res.record.id}`);
     }
     return lines;
@@ -448,7 +491,13 @@ export class ImageService {
   }
 }
 
-function row(rec: ImageRecord, repository: string, tag: string, digest: string, labels: Record<string, string>): ImageSummaryRow {
+function row(
+  rec: ImageRecord,
+  repository: string,
+  tag: string,
+  digest: string,
+  labels: Record<string, string>,
+): ImageSummaryRow {
   return { id: rec.id, repository, tag, digest, created: rec.created, size: rec.size, labels, record: rec };
 }
 
@@ -480,7 +529,15 @@ export function parseUntil(v: string): number {
 
 export function parseGoDuration(s: string): number | undefined {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const units: Record<string, number> = {
+    ns: 1e-6,
+    us: 1e-3,
+    µs: 1e-3,
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+  };
   let total = 0;
   let consumed = 0;
   for (const m of s.matchAll(re)) {
@@ -489,4 +546,3 @@ export function parseGoDuration(s: string): number | undefined {
   }
   return consumed === s.length && consumed > 0 ? total : undefined;
 }
-

@@ -1,5 +1,5 @@
 import { Readable, type Transform } from "node:stream";
-import { constants as zc, createGunzip, createGzip } from "node:zlib";
+import { createGunzip, createGzip, constants as zc } from "node:zlib";
 import type { Compression } from "../oci/index.js";
 import { StrataError } from "../util/index.js";
 
@@ -8,9 +8,11 @@ export type SniffedCompression = Compression | "bzip2" | "xz";
 /** Identify a stream's compression from its first bytes (magic numbers). */
 export function sniffCompression(head: Uint8Array): SniffedCompression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return "zstd";
   if (head.length >= 3 && head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return "bzip2";
-  if (head.length >= 6 && head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) return "xz";
+  if (head.length >= 6 && head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58)
+    return "xz";
   return "none";
 }
 

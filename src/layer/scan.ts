@@ -28,7 +28,8 @@ export function cleanEntryPath(name: string): string {
   for (const seg of name.split("/")) {
     if (seg === "" || seg === ".") continue;
     if (seg === "..") {
-      if (parts.length === 0) throw new StrataError("UNSAFE_PATH", `invalid tar entry "${name}": path escapes the root`);
+      if (parts.length === 0)
+        throw new StrataError("UNSAFE_PATH", `invalid tar entry "${name}": path escapes the root`);
       parts.pop();
       continue;
     }
@@ -59,22 +60,33 @@ export interface ScanOptions {
  */
 export function checkTarHeader(h: Header, opts: ScanOptions = {}): void {
   const what = opts.what ?? "layer";
-  if (h.name.includes("\0")) throw new StrataError("UNSAFE_PATH", `${what}: tar entry name contains a NUL byte`);
-  if (hasDotDot(h.name)) throw new StrataError("UNSAFE_PATH", `${what}: invalid tar entry "${h.name}": path contains ".."`);
+  if (h.name.includes("\0"))
+    throw new StrataError("UNSAFE_PATH", `${what}: tar entry name contains a NUL byte`);
+  if (hasDotDot(h.name))
+    throw new StrataError("UNSAFE_PATH", `${what}: invalid tar entry "${h.name}": path contains ".."`);
   cleanEntryPath(h.name);
   if (h.type === "link" && h.linkname) {
     if (h.linkname.startsWith("/") || hasDotDot(h.linkname))
-      throw new StrataError("UNSAFE_PATH", `${what}: invalid hard link "${h.name}" -> "${h.linkname}": target outside the root`);
+      throw new StrataError(
+        "UNSAFE_PATH",
+        `${what}: invalid hard link "${h.name}" -> "${h.linkname}": target outside the root`,
+      );
   }
   if (h.type === "symlink" && h.linkname) {
     if (opts.rejectAbsoluteSymlinks && h.linkname.startsWith("/"))
-      throw new StrataError("UNSAFE_PATH", `${what}: invalid symlink "${h.name}" -> "${h.linkname}": absolute target`);
+      throw new StrataError(
+        "UNSAFE_PATH",
+        `${what}: invalid symlink "${h.name}" -> "${h.linkname}": absolute target`,
+      );
     if (opts.rejectEscapingSymlinks) {
       const dir = cleanEntryPath(h.name).split("/").slice(0, -1).join("/");
       try {
         cleanEntryPath(`${dir}/${h.linkname}`);
       } catch {
-        throw new StrataError("UNSAFE_PATH", `${what}: invalid symlink "${h.name}" -> "${h.linkname}": target outside the root`);
+        throw new StrataError(
+          "UNSAFE_PATH",
+          `${what}: invalid symlink "${h.name}" -> "${h.linkname}": target outside the root`,
+        );
       }
     }
   }
@@ -105,7 +117,10 @@ export class TarScanner extends Writable {
         for (let i = 1; i < parts.length; i++) {
           const prefix = parts.slice(0, i).join("/");
           if (this.symlinks.has(prefix))
-            throw new StrataError("UNSAFE_PATH", `${this.opts.what ?? "layer"}: invalid tar entry "${h.name}": path passes through the symlink "${prefix}"`);
+            throw new StrataError(
+              "UNSAFE_PATH",
+              `${this.opts.what ?? "layer"}: invalid tar entry "${h.name}": path passes through the symlink "${prefix}"`,
+            );
         }
         if (h.type === "symlink") this.symlinks.add(p);
         else this.symlinks.delete(p);
@@ -136,14 +151,23 @@ export class TarScanner extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    if (this.failure) return cb(this.wrapped());
-    if (this.finished) return cb(); // trailing padding after the end-of-archive blocks
+    if (this.failure) {
+      cb(this.wrapped());
+      return;
+    }
+    if (this.finished) {
+      cb();
+      return;
+    } // trailing padding after the end-of-archive blocks
     if (this.ex.write(chunk)) cb();
     else this.ex.once("drain", () => cb(this.failure ? this.wrapped() : null));
   }
 
   override _final(cb: (e?: Error | null) => void): void {
-    if (this.failure) return cb(this.wrapped());
+    if (this.failure) {
+      cb(this.wrapped());
+      return;
+    }
     (this.ex as unknown as { end(): void }).end();
     this.done.then(
       () => cb(),
@@ -154,9 +178,13 @@ export class TarScanner extends Writable {
   private wrapped(): Error {
     const e = this.failure!;
     if (e instanceof StrataError) return e;
-    return new StrataError("INVALID_ARCHIVE", `${this.opts.what ?? "layer"}: invalid tar stream: ${e.message}`, {
-      cause: e,
-    });
+    return new StrataError(
+      "INVALID_ARCHIVE",
+      `${this.opts.what ?? "layer"}: invalid tar stream: ${e.message}`,
+      {
+        cause: e,
+      },
+    );
   }
 
   result(): LayerScan {
@@ -195,11 +223,15 @@ export class TarProbe extends Writable {
     if (!this.decided) {
       this.head.push(chunk);
       this.headLen += chunk.length;
-      if (this.headLen < 512) return cb();
+      if (this.headLen < 512) {
+        cb();
+        return;
+      }
       this.decide();
       const buffered = Buffer.concat(this.head);
       this.head = [];
-      return this.feed(buffered, cb);
+      this.feed(buffered, cb);
+      return;
     }
     this.feed(chunk, cb);
   }
@@ -217,7 +249,10 @@ export class TarProbe extends Writable {
   }
 
   private feed(chunk: Buffer, cb: (e?: Error | null) => void): void {
-    if (!this.inner || this.error) return cb();
+    if (!this.inner || this.error) {
+      cb();
+      return;
+    }
     this.inner.write(chunk, (e) => {
       if (e) this.error ??= e;
       cb();
@@ -226,7 +261,10 @@ export class TarProbe extends Writable {
 
   override _final(cb: (e?: Error | null) => void): void {
     if (!this.decided) this.decide();
-    if (!this.inner || this.error) return cb();
+    if (!this.inner || this.error) {
+      cb();
+      return;
+    }
     let called = false;
     const once = () => {
       if (!called) {

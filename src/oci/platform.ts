@@ -64,7 +64,10 @@ export function normalizePlatform(p: Platform): Platform {
 export function parsePlatform(s: string): Platform {
   const parts = s.trim().split("/");
   if (parts.some((x) => x === "") || parts.length > 3)
-    throw new StrataError("INVALID_ARGUMENT", `"${s}": unknown operating system or architecture: invalid argument`);
+    throw new StrataError(
+      "INVALID_ARGUMENT",
+      `"${s}": unknown operating system or architecture: invalid argument`,
+    );
   const host = hostPlatform();
   if (parts.length === 1) {
     const only = parts[0]!.toLowerCase();
@@ -96,7 +99,10 @@ export function platformMatches(want: Platform, have: Platform | undefined): boo
 }
 
 /** Pick the best entry of an index for a platform: an exact variant before a compatible one. */
-export function selectPlatform<T extends { platform?: Platform }>(entries: readonly T[], want: Platform): T | undefined {
+export function selectPlatform<T extends { platform?: Platform }>(
+  entries: readonly T[],
+  want: Platform,
+): T | undefined {
   const ok = entries.filter((e) => platformMatches(want, e.platform));
   const exact = ok.find((e) => normalizePlatform(e.platform!).variant === normalizePlatform(want).variant);
   return exact ?? ok[0];

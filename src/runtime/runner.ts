@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { StrataError } from "../util/index.js";
-import { type SpecOptions, generateSpec } from "./spec.js";
+import { generateSpec, type SpecOptions } from "./spec.js";
 
 export interface RunOptions {
   spec: SpecOptions;
@@ -42,8 +42,12 @@ export function findRuntime(env: NodeJS.ProcessEnv = process.env): string | unde
 export async function runProcess(o: RunOptions): Promise<RunResult> {
   const runtime = o.runtime ?? findRuntime();
   if (!runtime)
-    throw new StrataError("UNSUPPORTED", "no OCI runtime found: RUN needs runc or crun (apt-get install runc)");
-  if (process.getuid?.() !== 0) throw new StrataError("UNSUPPORTED", "RUN needs root (overlayfs mounts and namespaces)");
+    throw new StrataError(
+      "UNSUPPORTED",
+      "no OCI runtime found: RUN needs runc or crun (apt-get install runc)",
+    );
+  if (process.getuid?.() !== 0)
+    throw new StrataError("UNSUPPORTED", "RUN needs root (overlayfs mounts and namespaces)");
   await fsp.mkdir(o.bundleDir, { recursive: true });
   await fsp.writeFile(path.join(o.bundleDir, "config.json"), JSON.stringify(generateSpec(o.spec)));
   const id = `strata-${randomBytes(8).toString("hex")}`;
@@ -71,7 +75,10 @@ export async function runProcess(o: RunOptions): Promise<RunResult> {
     });
     const text = Buffer.concat(runtimeErr).toString();
     // runc reports a failed exec itself; Docker maps "not found" to 127 and "not executable" to 126.
-    const m = /exec: "([^"]+)": (executable file not found in \$PATH|no such file or directory|permission denied)/.exec(text);
+    const m =
+      /exec: "([^"]+)": (executable file not found in \$PATH|no such file or directory|permission denied)/.exec(
+        text,
+      );
     if (m) return { exitCode: m[2] === "permission denied" ? 126 : 127, runtimeError: m[0] };
     return { exitCode: code };
   } finally {

@@ -72,19 +72,36 @@ export function generateSpec(o: SpecOptions): Record<string, unknown> {
   if (o.network !== "host") namespaces.push({ type: "network" });
   const mounts: MountSpec[] = [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
     {
       destination: "/dev/pts",
       type: "devpts",
       source: "devpts",
       options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
     },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
   ];
-  if (o.resolvConf) mounts.push({ destination: "/etc/resolv.conf", type: "bind", source: o.resolvConf, options: ["rbind", "ro"] });
-  if (o.hosts) mounts.push({ destination: "/etc/hosts", type: "bind", source: o.hosts, options: ["rbind", "ro"] });
+  if (o.resolvConf)
+    mounts.push({
+      destination: "/etc/resolv.conf",
+      type: "bind",
+      source: o.resolvConf,
+      options: ["rbind", "ro"],
+    });
+  if (o.hosts)
+    mounts.push({ destination: "/etc/hosts", type: "bind", source: o.hosts, options: ["rbind", "ro"] });
   mounts.push(...(o.mounts ?? []));
   return {
     ociVersion: "1.0.2",

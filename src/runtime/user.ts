@@ -49,7 +49,11 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
     entry = passwd.find((p) => p.uid === uid);
   } else {
     entry = passwd.find((p) => p.name === u);
-    if (!entry) throw new StrataError("INVALID_ARGUMENT", `unable to find user ${u}: no matching entries in passwd file`);
+    if (!entry)
+      throw new StrataError(
+        "INVALID_ARGUMENT",
+        `unable to find user ${u}: no matching entries in passwd file`,
+      );
     uid = entry.uid;
   }
   let gid = entry?.gid ?? 0;
@@ -57,12 +61,18 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
       const grp = groups.find((x) => x.name === g);
-      if (!grp) throw new StrataError("INVALID_ARGUMENT", `unable to find group ${g}: no matching entries in group file`);
+      if (!grp)
+        throw new StrataError(
+          "INVALID_ARGUMENT",
+          `unable to find group ${g}: no matching entries in group file`,
+        );
       gid = grp.gid;
     }
   }
   const name = entry?.name;
   const additionalGids =
-    g === undefined && name ? groups.filter((x) => x.members.includes(name) && x.gid !== gid).map((x) => x.gid) : [];
+    g === undefined && name
+      ? groups.filter((x) => x.members.includes(name) && x.gid !== gid).map((x) => x.gid)
+      : [];
   return { uid, gid, additionalGids, home: entry?.home ?? "/" };
 }

@@ -4,8 +4,8 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { extract as tarExtract, pack as tarPack } from "tar-stream";
-import { type Digest, chainIds, digestHex } from "../oci/index.js";
-import { StrataError, exists } from "../util/index.js";
+import { chainIds, type Digest, digestHex } from "../oci/index.js";
+import { exists, StrataError } from "../util/index.js";
 
 /**
  * Unpacked layers composed with overlayfs (DESIGN.md §3):
@@ -43,7 +43,12 @@ function run(cmd: string, args: string[], opts: { input?: NodeJS.ReadableStream 
     p.on("close", (code) =>
       code === 0
         ? resolve()
-        : reject(new StrataError("IO_ERROR", `${cmd} ${args[0] ?? ""} failed: ${Buffer.concat(err).toString().trim()}`)),
+        : reject(
+            new StrataError(
+              "IO_ERROR",
+              `${cmd} ${args[0] ?? ""} failed: ${Buffer.concat(err).toString().trim()}`,
+            ),
+          ),
     );
   });
 }
@@ -86,9 +91,24 @@ export class Snapshotter {
     try {
       // GNU tar does the extraction (ownership, modes, times, xattrs, links) natively;
       // layers in the store were already checked against breakout entries.
-      await run("tar", ["-x", "-f", "-", "-C", path.join(tmp, "fs"), "--numeric-owner", "-p", "--same-owner", "--xattrs", "--xattrs-include=*"], {
-        input: await layer.open(),
-      });
+      await run(
+        "tar",
+        [
+          "-x",
+          "-f",
+          "-",
+          "-C",
+          path.join(tmp, "fs"),
+          "--numeric-owner",
+          "-p",
+          "--same-owner",
+          "--xattrs",
+          "--xattrs-include=*",
+        ],
+        {
+          input: await layer.open(),
+        },
+      );
       await convertWhiteouts(path.join(tmp, "fs"));
       const dest = path.join(this.dir, digestHex(chainId));
       try {
@@ -113,12 +133,16 @@ export class Snapshotter {
     // overlayfs needs at least one lower dir: scratch gets an empty one.
     const lower = lowers.length ? lowers : [await this.emptyDir()];
     const opts = `lowerdir=${lower.join(":")},upperdir=${upper},workdir=${work},index=off`;
-    if (opts.length > 4000) throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
+    if (opts.length > 4000)
+      throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
     try {
       await run("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
     } catch (e) {
       await fsp.rm(base, { recursive: true, force: true });
-      throw new StrataError("UNSUPPORTED", `overlayfs mount failed (RUN needs root and overlayfs): ${(e as Error).message}`);
+      throw new StrataError(
+        "UNSUPPORTED",
+        `overlayfs mount failed (RUN needs root and overlayfs): ${(e as Error).message}`,
+      );
     }
     let removed = false;
     return {
@@ -200,9 +224,25 @@ async function convertWhiteouts(root: string): Promise<void> {
  * directories into `.wh..wh..opq` markers, and drops the "./" prefix.
  */
 export function diffUpper(upper: string, opaqueDirs: Set<string>): Readable {
-  const tar = spawn("tar", ["-c", "-f", "-", "-C", upper, "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--xattrs-exclude=trusted.overlay.*", "."], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const tar = spawn(
+    "tar",
+    [
+      "-c",
+      "-f",
+      "-",
+      "-C",
+      upper,
+      "--sort=name",
+      "--numeric-owner",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--xattrs-exclude=trusted.overlay.*",
+      ".",
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const ex = tarExtract();
   const pk = tarPack();
   ex.on("entry", (h, stream, next) => {
@@ -219,13 +259,19 @@ export function diffUpper(upper: string, opaqueDirs: Set<string>): Readable {
       const dir = path.posix.dirname(name);
       const wh = dir === "." ? `.wh.${base}` : `${dir}/.wh.${base}`;
       stream.resume();
-      stream.on("end", () => pk.entry({ ...h, name: wh, type: "file", size: 0, devmajor: 0, devminor: 0 }, "", next));
+      stream.on("end", () =>
+        pk.entry({ ...h, name: wh, type: "file", size: 0, devmajor: 0, devminor: 0 }, "", next),
+      );
       return;
     }
     const entry = pk.entry({ ...h, name: isDir ? `${name}/` : name }, (e) => {
       if (e) return next(e);
       if (isDir && opaqueDirs.has(name))
-        pk.entry({ name: `${name}/.wh..wh..opq`, size: 0, mode: 0o644, mtime: h.mtime, uid: 0, gid: 0 }, "", next);
+        pk.entry(
+          { name: `${name}/.wh..wh..opq`, size: 0, mode: 0o644, mtime: h.mtime, uid: 0, gid: 0 },
+          "",
+          next,
+        );
       else next();
     });
     stream.pipe(entry);
@@ -235,7 +281,10 @@ export function diffUpper(upper: string, opaqueDirs: Set<string>): Readable {
   const err: Buffer[] = [];
   tar.stderr!.on("data", (c: Buffer) => err.push(c));
   tar.on("close", (code) => {
-    if (code !== 0) pk.destroy(new StrataError("IO_ERROR", `tar of the layer diff failed: ${Buffer.concat(err).toString().trim()}`));
+    if (code !== 0)
+      pk.destroy(
+        new StrataError("IO_ERROR", `tar of the layer diff failed: ${Buffer.concat(err).toString().trim()}`),
+      );
   });
   tar.stdout!.pipe(ex);
   return pk as unknown as Readable;

@@ -4,7 +4,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Digest, digestFromHex, digestHex, parseDigest } from "../oci/index.js";
-import { StrataError, fsyncDir, isErrno, pidAlive } from "../util/index.js";
+import { fsyncDir, isErrno, pidAlive, StrataError } from "../util/index.js";
 
 /**
  * The content-addressed blob store. Layout (version 1):
@@ -95,7 +95,8 @@ export class ContentStore {
 
   async readSmall(d: Digest, limit = 4 * 1024 * 1024): Promise<Buffer> {
     const size = await this.size(d);
-    if (size > limit) throw new StrataError("TOO_LARGE", `blob ${d} is ${size} bytes, over the limit of ${limit}`);
+    if (size > limit)
+      throw new StrataError("TOO_LARGE", `blob ${d} is ${size} bytes, over the limit of ${limit}`);
     return fsp.readFile(this.blobPath(d));
   }
 
@@ -121,7 +122,10 @@ export class ContentStore {
    * Stream bytes into the store, hashing once on the way and verifying size and digest
    * before the blob becomes visible.
    */
-  async ingest(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, opts: IngestOptions = {}): Promise<IngestResult> {
+  async ingest(
+    source: AsyncIterable<Buffer> | NodeJS.ReadableStream,
+    opts: IngestOptions = {},
+  ): Promise<IngestResult> {
     const staged = await this.stage(source, opts);
     await staged.commit();
     return { digest: staged.digest, size: staged.size };
@@ -132,9 +136,14 @@ export class ContentStore {
    * a multi-blob operation (load, pull) commits all or nothing. If the process dies, the
    * staged files are garbage that cleanIngest() removes.
    */
-  async stage(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, opts: IngestOptions = {}): Promise<StagedBlob> {
+  async stage(
+    source: AsyncIterable<Buffer> | NodeJS.ReadableStream,
+    opts: IngestOptions = {},
+  ): Promise<StagedBlob> {
     const what = opts.what ?? "blob";
-    const alg = opts.expected?.digest ? opts.expected.digest.slice(0, opts.expected.digest.indexOf(":")) : "sha256";
+    const alg = opts.expected?.digest
+      ? opts.expected.digest.slice(0, opts.expected.digest.indexOf(":"))
+      : "sha256";
     const tmp = this.tempPath(opts.group);
     const fh = await fsp.open(tmp, "w", 0o644);
     const hash = createHash(alg);
@@ -182,7 +191,10 @@ export class ContentStore {
       if (opts.expected?.size !== undefined && size !== opts.expected.size)
         throw new StrataError("SIZE_MISMATCH", `${what}: got ${size} bytes, expected ${opts.expected.size}`);
       if (opts.expected?.digest && opts.expected.digest !== digest)
-        throw new StrataError("DIGEST_MISMATCH", `${what}: digest mismatch: got ${digest}, expected ${opts.expected.digest}`);
+        throw new StrataError(
+          "DIGEST_MISMATCH",
+          `${what}: digest mismatch: got ${digest}, expected ${opts.expected.digest}`,
+        );
       let done = false;
       return {
         digest,
@@ -207,7 +219,10 @@ export class ContentStore {
   }
 
   private tempPath(group?: string): string {
-    return path.join(this.ingestDir, `${process.pid}-${group ? `${group}-` : ""}${randomBytes(6).toString("hex")}`);
+    return path.join(
+      this.ingestDir,
+      `${process.pid}-${group ? `${group}-` : ""}${randomBytes(6).toString("hex")}`,
+    );
   }
 
   /** A fresh group name for stage(). */
@@ -222,7 +237,8 @@ export class ContentStore {
   async discardGroup(group: string): Promise<void> {
     const prefix = `${process.pid}-${group}-`;
     const names = await fsp.readdir(this.ingestDir).catch(() => [] as string[]);
-    for (const n of names) if (n.startsWith(prefix)) await fsp.rm(path.join(this.ingestDir, n), { force: true });
+    for (const n of names)
+      if (n.startsWith(prefix)) await fsp.rm(path.join(this.ingestDir, n), { force: true });
   }
 
   private async commitFile(tmp: string, d: Digest): Promise<void> {

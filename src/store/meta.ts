@@ -1,7 +1,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, MediaType } from "../oci/index.js";
-import { StrataError, atomicWriteFile, readFileOrUndefined, withFileLock } from "../util/index.js";
+import { atomicWriteFile, readFileOrUndefined, StrataError, withFileLock } from "../util/index.js";
 
 /**
  * Image metadata, one JSON document (version 1):
@@ -100,10 +100,16 @@ export class MetaStore {
     try {
       doc = JSON.parse(buf.toString("utf8")) as MetaDoc;
     } catch (e) {
-      throw new StrataError("STORE_CORRUPT", `store metadata ${this.file} is unreadable: ${(e as Error).message}`);
+      throw new StrataError(
+        "STORE_CORRUPT",
+        `store metadata ${this.file} is unreadable: ${(e as Error).message}`,
+      );
     }
     if (doc.version !== META_VERSION)
-      throw new StrataError("STORE_CORRUPT", `store metadata version ${doc.version} is not supported (want ${META_VERSION})`);
+      throw new StrataError(
+        "STORE_CORRUPT",
+        `store metadata version ${doc.version} is not supported (want ${META_VERSION})`,
+      );
     return doc;
   }
 

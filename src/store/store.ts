@@ -3,25 +3,25 @@ import path from "node:path";
 import type { Image, Layer } from "../image/index.js";
 import { type LayerIndex, TarScanner } from "../layer/index.js";
 import {
+  chainIds,
   type Digest,
+  diffIdsOf as diffIdsOfConfig,
   type ImageConfig,
   MediaType,
   type Parsed,
-  chainIds,
-  diffIdsOf as diffIdsOfConfig,
   parseDigest,
   parseImageConfig,
   parseManifest,
 } from "../oci/index.js";
-import { StrataError, atomicWriteFile, exists } from "../util/index.js";
+import { atomicWriteFile, exists, StrataError } from "../util/index.js";
 import { ContentStore } from "./content.js";
 import {
   type CompressedVariant,
   type ImageRecord,
   type LayerRecord,
+  layoutIndex,
   type MetaDoc,
   MetaStore,
-  layoutIndex,
 } from "./meta.js";
 
 export interface PutImageInput {
@@ -128,9 +128,13 @@ export class Store {
     const cfg = input.config;
     const diffIds = diffIdsOfConfig(cfg.value);
     if (diffIds.length !== input.layers.length || diffIds.some((d, i) => input.layers[i]!.diffId !== d))
-      throw new StrataError("INVALID_ARCHIVE", "image config rootfs.diff_ids do not match the image's layers");
+      throw new StrataError(
+        "INVALID_ARCHIVE",
+        "image config rootfs.diff_ids do not match the image's layers",
+      );
     for (const l of input.layers)
-      if (!(await this.content.has(l.diffId))) throw new StrataError("BLOB_NOT_FOUND", `layer ${l.diffId} not found`);
+      if (!(await this.content.has(l.diffId)))
+        throw new StrataError("BLOB_NOT_FOUND", `layer ${l.diffId} not found`);
     await this.content.putBytes(cfg.raw, { digest: cfg.digest });
     const manifest = {
       schemaVersion: 2,
@@ -286,7 +290,9 @@ export class Store {
    * Sweep blobs no image references. Blobs younger than `graceMs` are kept: a concurrent
    * load or pull may have committed them and not yet recorded its image.
    */
-  async sweep(opts: { graceMs?: number; layerRecords?: boolean } = {}): Promise<{ removed: number; reclaimed: number }> {
+  async sweep(
+    opts: { graceMs?: number; layerRecords?: boolean } = {},
+  ): Promise<{ removed: number; reclaimed: number }> {
     const grace = opts.graceMs ?? 15 * 60_000;
     const cutoff = Date.now() - grace;
     if (opts.layerRecords) {
@@ -306,7 +312,10 @@ export class Store {
       const diffIdsOf = new Map<Digest, Digest[]>();
       for (const img of Object.values(doc.images)) {
         try {
-          diffIdsOf.set(img.id, diffIdsOfConfig(parseImageConfig(await this.content.readSmall(img.id)).value));
+          diffIdsOf.set(
+            img.id,
+            diffIdsOfConfig(parseImageConfig(await this.content.readSmall(img.id)).value),
+          );
         } catch {
           diffIdsOf.set(img.id, []);
         }

@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import type { BuildOutput } from "../../engine/index.js";
 import type { Context } from "../context.js";
-import { ExitError, collect } from "../output.js";
+import { collect, ExitError } from "../output.js";
 import { PlainProgress } from "../progress.js";
 
 async function readStdin(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -32,7 +32,8 @@ function parseKeyValues(list: string[], flag: string, fromEnv = false): Record<s
 
 /** `-o type=local,dest=out` (or a bare path: type=local). */
 function parseOutput(spec: string): BuildOutput {
-  if (!spec.includes("=")) return spec === "-" ? { type: "tar", dest: "/dev/stdout" } : { type: "local", dest: spec };
+  if (!spec.includes("="))
+    return spec === "-" ? { type: "tar", dest: "/dev/stdout" } : { type: "local", dest: spec };
   const kv: Record<string, string> = {};
   for (const part of spec.split(",")) {
     const i = part.indexOf("=");
@@ -58,11 +59,17 @@ async function parseSecrets(list: string[]) {
     if (!id) throw new ExitError(`invalid secret "${s}": id is required`, 1);
     if (kv.env !== undefined) {
       const v = process.env[kv.env || id];
-      if (v === undefined) throw new ExitError(`secret ${id}: environment variable ${kv.env || id} is not set`, 1);
+      if (v === undefined)
+        throw new ExitError(`secret ${id}: environment variable ${kv.env || id} is not set`, 1);
       out.push({ id, data: Buffer.from(v) });
     } else {
       const src = kv.src ?? kv.source ?? id;
-      out.push({ id, data: await fsp.readFile(src).catch(() => { throw new ExitError(`failed to read secret ${id}: open ${src}: no such file or directory`, 1); }) });
+      out.push({
+        id,
+        data: await fsp.readFile(src).catch(() => {
+          throw new ExitError(`failed to read secret ${id}: open ${src}: no such file or directory`, 1);
+        }),
+      });
     }
   }
   return out;
@@ -83,10 +90,24 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
       .option("-q, --quiet", "Suppress the build output and print image ID on success")
       .option("--iidfile <string>", "Write the image ID to the file")
       .option("--progress <string>", "Set type of progress output (auto, plain, tty, quiet)", "auto")
-      .option("--network <string>", "Set the networking mode for the RUN instructions during build", "default")
-      .option("--secret <stringArray>", "Secret to expose to the build (format: \"id=mysecret[,src=/local/secret]\")", collect, [])
+      .option(
+        "--network <string>",
+        "Set the networking mode for the RUN instructions during build",
+        "default",
+      )
+      .option(
+        "--secret <stringArray>",
+        'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")',
+        collect,
+        [],
+      )
       .option("--platform <string>", "Set target platform for build")
-      .option("-o, --output <stringArray>", "Output destination (format: \"type=local,dest=path\")", collect, [])
+      .option(
+        "-o, --output <stringArray>",
+        'Output destination (format: "type=local,dest=path")',
+        collect,
+        [],
+      )
       .action(async (context: string, o) => {
         const engine = await ctx.engine();
         const { parsePlatform } = await import("../../oci/index.js");
@@ -106,7 +127,9 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
               await engine.extractContext(plain, tmp);
               contextDir = tmp;
               dockerfileText = await fsp.readFile(path.join(tmp, o.file ?? "Dockerfile")).catch(() => {
-                throw new ExitError(`failed to read dockerfile: open ${o.file ?? "Dockerfile"}: no such file or directory`);
+                throw new ExitError(
+                  `failed to read dockerfile: open ${o.file ?? "Dockerfile"}: no such file or directory`,
+                );
               });
             } else {
               // A bare Dockerfile on stdin: an empty context.
@@ -115,7 +138,8 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
             }
           } else {
             const st = await fsp.stat(context).catch(() => undefined);
-            if (!st?.isDirectory()) throw new ExitError(`unable to prepare context: path "${context}" not found`);
+            if (!st?.isDirectory())
+              throw new ExitError(`unable to prepare context: path "${context}" not found`);
             if (o.file === "-") dockerfileText = await readStdin(ctx.io.stdin);
             else {
               const file = o.file ? path.resolve(o.file) : path.join(context, "Dockerfile");
@@ -128,7 +152,7 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
           }
           const quiet = o.quiet || o.progress === "quiet";
           const progress = new PlainProgress(quiet ? undefined : ctx.io.err);
-          let result;
+          let result: Awaited<ReturnType<typeof engine.builder.build>>;
           try {
             result = await engine.builder.build(
               {
@@ -160,17 +184,26 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
         }
       });
   define(program.command("build"));
-  const builder = program.commands.find((c) => c.name() === "builder") ?? program.command("builder").description("Manage builds");
+  const builder =
+    program.commands.find((c) => c.name() === "builder") ??
+    program.command("builder").description("Manage builds");
   define(builder.command("build"));
   builder
     .command("prune")
     .description("Remove build cache")
     .option("-a, --all", "Remove all unused build cache, not just dangling ones")
-    .option("--filter <filter>", "Provide filter values (e.g. \"until=24h\")", collect, [])
+    .option("--filter <filter>", 'Provide filter values (e.g. "until=24h")', collect, [])
     .option("-f, --force", "Do not prompt for confirmation")
     .action(async (o) => {
       const { confirm } = await import("../output.js");
-      if (!o.force && !(await confirm(ctx.io, "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?"))) return;
+      if (
+        !o.force &&
+        !(await confirm(
+          ctx.io,
+          "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?",
+        ))
+      )
+        return;
       const engine = await ctx.engine();
       const until = (o.filter as string[]).find((f) => f.startsWith("until="))?.slice(6);
       const r = await engine.pruneBuildCache({ all: o.all, until });
@@ -178,4 +211,3 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
       ctx.io.out.write(`Total:\t${humanSize4(r.reclaimed)}\n`);
     });
 }
-

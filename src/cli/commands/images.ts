@@ -3,9 +3,9 @@ import path from "node:path";
 import type { Command } from "commander";
 import type { ImageSummaryRow } from "../../engine/index.js";
 import { shortId } from "../../oci/index.js";
-import { StrataError, goTimeString, humanSize, humanSize4, timeAgo } from "../../util/index.js";
+import { goTimeString, humanSize, humanSize4, StrataError, timeAgo } from "../../util/index.js";
 import type { Context } from "../context.js";
-import { ExitError, collect, collectFilter, confirm, ellipsis, renderRows } from "../output.js";
+import { collect, collectFilter, confirm, ExitError, ellipsis, renderRows } from "../output.js";
 
 const IMAGE_HEADERS: Record<string, string> = {
   ID: "IMAGE ID",
@@ -64,7 +64,14 @@ function defineList(cmd: Command, ctx: Context) {
       const def = o.digests
         ? "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
         : "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-      ctx.io.out.write(renderRows(o.format, def, rows.map((r) => imageRowData(r, noTrunc)), IMAGE_HEADERS));
+      ctx.io.out.write(
+        renderRows(
+          o.format,
+          def,
+          rows.map((r) => imageRowData(r, noTrunc)),
+          IMAGE_HEADERS,
+        ),
+      );
     });
 }
 
@@ -87,7 +94,10 @@ function defineRmi(cmd: Command, ctx: Context) {
     .option("--no-prune", "Do not delete untagged parents")
     .action(async (images: string[], o) => {
       const engine = await ctx.engine();
-      const { lines, errors } = await engine.images.remove(images, { force: o.force, noPrune: o.prune === false });
+      const { lines, errors } = await engine.images.remove(images, {
+        force: o.force,
+        noPrune: o.prune === false,
+      });
       for (const l of lines) ctx.io.out.write(`${l}\n`);
       if (errors.length) {
         for (const e of errors.slice(0, -1)) ctx.io.err.write(`Error: ${e.message}\n`);
@@ -144,7 +154,11 @@ function defineHistory(cmd: Command, ctx: Context) {
         const createdBy = r.createdBy.replaceAll("\t", " ");
         return {
           ID: r.id === "<missing>" ? r.id : noTrunc ? r.id : shortId(r.id),
-          CreatedSince: r.created ? (human ? timeAgo(r.created) : new Date(r.created).toISOString().replace(/\.\d{3}Z$/, "Z")) : "N/A",
+          CreatedSince: r.created
+            ? human
+              ? timeAgo(r.created)
+              : new Date(r.created).toISOString().replace(/\.\d{3}Z$/, "Z")
+            : "N/A",
           CreatedAt: r.created ? new Date(r.created).toISOString().replace(/\.\d{3}Z$/, "Z") : "",
           CreatedBy: noTrunc ? createdBy : ellipsis(createdBy, 45),
           Size: human ? humanSize(r.size) : String(r.size),
@@ -156,14 +170,19 @@ function defineHistory(cmd: Command, ctx: Context) {
         return;
       }
       ctx.io.out.write(
-        renderRows(o.format, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", data, {
-          ID: "IMAGE",
-          CreatedSince: "CREATED",
-          CreatedAt: "CREATED AT",
-          CreatedBy: "CREATED BY",
-          Size: "SIZE",
-          Comment: "COMMENT",
-        }),
+        renderRows(
+          o.format,
+          "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+          data,
+          {
+            ID: "IMAGE",
+            CreatedSince: "CREATED",
+            CreatedAt: "CREATED AT",
+            CreatedBy: "CREATED BY",
+            Size: "SIZE",
+            Comment: "COMMENT",
+          },
+        ),
       );
     });
 }
@@ -174,14 +193,17 @@ function parseBool(v: string | undefined): boolean {
   v = v.replace(/^=/, "");
   if (/^(1|t|true)$/i.test(v)) return true;
   if (/^(0|f|false)$/i.test(v)) return false;
-  throw new ExitError(`invalid argument "${v}" for "-H, --human" flag: strconv.ParseBool: parsing "${v}": invalid syntax`, 125);
+  throw new ExitError(
+    `invalid argument "${v}" for "-H, --human" flag: strconv.ParseBool: parsing "${v}": invalid syntax`,
+    125,
+  );
 }
 
 function definePrune(cmd: Command, ctx: Context) {
   return cmd
     .description("Remove unused images")
     .option("-a, --all", "Remove all unused images, not just dangling ones")
-    .option("--filter <filter>", "Provide filter values (e.g. \"until=<timestamp>\")", collectFilter)
+    .option("--filter <filter>", 'Provide filter values (e.g. "until=<timestamp>")', collectFilter)
     .option("-f, --force", "Do not prompt for confirmation")
     .action(async (o) => {
       if (!o.force) {
@@ -268,12 +290,13 @@ function defineLoad(cmd: Command, ctx: Context) {
         });
         input = o.input;
       } else {
-        if (ctx.io.stdin.isTTY)
-          throw new ExitError("requested load from stdin, but stdin is empty");
+        if (ctx.io.stdin.isTTY) throw new ExitError("requested load from stdin, but stdin is empty");
         input = ctx.io.stdin;
       }
       const { parsePlatform } = await import("../../oci/index.js");
-      const lines = await engine.images.load(input, { platform: o.platform ? parsePlatform(o.platform) : undefined });
+      const lines = await engine.images.load(input, {
+        platform: o.platform ? parsePlatform(o.platform) : undefined,
+      });
       for (const l of lines) ctx.io.out.write(`${l}\n`);
     });
 }
@@ -300,4 +323,3 @@ export function registerImageCommands(program: Command, ctx: Context): void {
   defineSave(image.command("save"), ctx);
   defineLoad(image.command("load"), ctx);
 }
-
