@@ -493,30 +493,31 @@ function parseRef(name: string): Reference {
 }
 
 /**
- * Bytes written to several writables in order, each chunk released only when every
- * target took it (backpressure from the slowest). Destroying it destroys the targets.
+ * Bytes written to several writables in order, each chunk released only when every live
+ * target took it (backpressure from the slowest). A target that fails is dropped and its
+ * error kept, while the source is still read to its end: a corrupt download must be told
+ * apart from a bad gzip stream, and only the source's own digest check can do that.
  */
 class Fanout extends Writable {
+  readonly failed = new Map<Writable, Error>();
+
   constructor(private readonly targets: Writable[]) {
     super({ highWaterMark: 1 << 20 });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    let pending = this.targets.length;
-    let failed = false;
-    for (const t of this.targets)
+    const live = this.targets.filter((t) => !this.failed.has(t) && !t.destroyed);
+    if (live.length === 0) return cb();
+    let pending = live.length;
+    for (const t of live)
       t.write(chunk, (e) => {
-        if (failed) return;
-        if (e) {
-          failed = true;
-          return cb(e);
-        }
+        if (e) this.failed.set(t, e);
         if (--pending === 0) cb();
       });
   }
 
   override _final(cb: (e?: Error | null) => void): void {
-    for (const t of this.targets) t.end();
+    for (const t of this.targets) if (!this.failed.has(t) && !t.destroyed) t.end();
     cb();
   }
 

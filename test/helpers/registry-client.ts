@@ -124,8 +124,16 @@ export interface RecordedRequest {
 /** What the fault proxy does with one request. */
 export type ProxyAction =
   | { kind: "pass"; throttleBytesPerSec?: number; corrupt?: boolean }
-  | { kind: "respond"; status: number; headers?: Record<string, string>; body?: string | Buffer }
-  | { kind: "redirect"; location: string; status?: number };
+  | {
+      kind: "respond";
+      status: number;
+      headers?: Record<string, string>;
+      body?: string | Buffer;
+      chunked?: boolean;
+    }
+  | { kind: "redirect"; location: string; status?: number }
+  /** Cut the client's connection without an answer (after reading `afterBytes` of its body). */
+  | { kind: "drop"; afterBytes?: number };
 
 export interface FaultProxy {
   url: string;
@@ -168,8 +176,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (action.kind === "respond") {
       req.resume();
       const body = action.body === undefined ? Buffer.alloc(0) : Buffer.from(action.body);
+      if (action.chunked) {
+        res.writeHead(action.status, { "Transfer-Encoding": "chunked", ...action.headers });
+        for (let i = 0; i < body.length; i += 64 * 1024) res.write(body.subarray(i, i + 64 * 1024));
+        res.end();
+        return;
+      }
       res.writeHead(action.status, { "Content-Length": String(body.length), ...action.headers });
       res.end(body);
+      return;
+    }
+    if (action.kind === "drop") {
+      let seen = 0;
+      const cut = () => req.socket.destroy();
+      if (!action.afterBytes) return cut();
+      req.on("data", (c: Buffer) => {
+        seen += c.length;
+        if (seen >= action.afterBytes!) cut();
+      });
+      req.on("end", cut);
       return;
     }
     if (action.kind === "redirect") {
