@@ -507,7 +507,10 @@ class Fanout extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     const live = this.targets.filter((t) => !this.failed.has(t) && !t.destroyed);
-    if (live.length === 0) return cb();
+    if (live.length === 0) {
+      cb();
+      return;
+    }
     let pending = live.length;
     for (const t of live)
       t.write(chunk, (e) => {
