@@ -119,6 +119,9 @@ export interface RecordedRequest {
   method: string;
   url: string;
   headers: http.IncomingHttpHeaders;
+  /** The upstream's answer, when the request was passed through. */
+  status?: number;
+  responseHeaders?: http.IncomingHttpHeaders;
 }
 
 /** What the fault proxy does with one request. */
@@ -213,6 +216,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         agent: false,
       },
       (ures) => {
+        rec.status = ures.statusCode;
+        rec.responseHeaders = ures.headers;
         res.writeHead(ures.statusCode ?? 502, ures.headers);
         const key = (req.url ?? "").split("?")[0]!;
         let body: NodeJS.ReadableStream = ures;
