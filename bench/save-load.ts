@@ -21,7 +21,7 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const REPO = path.resolve(import.meta.dirname, "..");
 const OUT = path.join(REPO, ".bench-out");
 const WORK = path.join(OUT, "workload");
-const STRATA = [process.execPath, path.join(REPO, "dist/main.js")];
+const STRATA = [process.execPath, path.join(REPO, "dist/bin/main.js")];
 
 function time(cmd: string[], env: NodeJS.ProcessEnv = {}): number {
   const t0 = process.hrtime.bigint();
@@ -36,7 +36,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   if (!existsSync(path.join(WORK, "FINGERPRINT")))
     execFileSync("bash", [path.join(REPO, "../shared/bench/make-workload.sh"), WORK], { stdio: "inherit" });
-  execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: REPO, stdio: "inherit" });
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: REPO, stdio: "inherit" });
 
   const root = path.join(OUT, "store");
   rmSync(root, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STRATA_ROOT=${STRATA_ROOT:-/tmp/strata-demo}
-S="node dist/main.js"
+S="node dist/bin/main.js"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "+ making a busybox root filesystem"

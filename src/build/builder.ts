@@ -243,7 +243,8 @@ export class Builder {
     if (req.labels && Object.keys(req.labels).length) {
       cfg.config = { ...(cfg.config ?? {}), Labels: { ...(cfg.config?.Labels ?? {}), ...req.labels } };
     }
-    cfg.created = new Date().toISOString();
+    // Times come from the cache records, so a fully cached rebuild gives the same image ID.
+    cfg.created = latestCreated(final.history);
     cfg.history = final.history;
     cfg.rootfs = { type: "layers", diff_ids: final.layers.map((l) => l.diffId) };
     const raw = JSON.stringify(orderConfig(cfg));
@@ -356,7 +357,7 @@ export class Builder {
     const cc = (s.config.config ??= {}) as ContainerConfig & Record<string, unknown>;
     const meta = (createdBy: string) => {
       s.history.push({
-        created: new Date().toISOString(),
+        created: latestCreated(s.history),
         created_by: createdBy,
         comment: "buildkit.dockerfile.v0",
         empty_layer: true,
@@ -532,7 +533,7 @@ export class Builder {
     const history: History = { created_by: `WORKDIR ${wd}`, comment: "buildkit.dockerfile.v0" };
     if (!missing.length) {
       b.progress.done(v);
-      return this.withLayer(s, null, { ...history, created: new Date().toISOString() });
+      return this.withLayer(s, null, { ...history, created: latestCreated(s.history) });
     }
     const owner = cc.User ? await this.ownerFor(s, cc.User) : { uid: 0, gid: 0 };
     const dirs: CopyItem[] = missing.map((d) => ({
@@ -943,6 +944,17 @@ export class Builder {
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The time a metadata step is stamped with: the newest time among the steps before it
+ * (the base image's creation for a stage's first steps), never the clock. Only a
+ * filesystem step that really ran brings a new time.
+ */
+function latestCreated(history: readonly History[]): string {
+  let best = "";
+  for (const h of history) if (h.created && h.created > best) best = h.created;
+  return best || "1970-01-01T00:00:00Z";
+}
 
 function chainOf(layers: readonly LayerRecord[]): string {
   return layers.length ? chainIds(layers.map((l) => l.diffId)).at(-1)! : "";

@@ -40,7 +40,8 @@ export class StatCache {
     if (hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs)
       return hit[4];
     const h = createHash("sha256");
-    await pipeline(createReadStream(abs, { highWaterMark: 1 << 20 }), h);
+    if (e.size <= 1 << 20) h.update(await fsp.readFile(abs));
+    else await pipeline(createReadStream(abs, { highWaterMark: 1 << 20 }), h);
     const hex = h.digest("hex");
     this.entries.set(abs, [e.dev, e.ino, e.size, e.mtimeMs, hex]);
     this.dirty = true;

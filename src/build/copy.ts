@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -24,6 +25,9 @@ export interface CopyItem {
   /** The context entry it came from (its stat feeds the checksum cache). */
   entry?: ContextEntry;
 }
+
+/** Files up to this size are read in one call; larger ones stream. */
+const SMALL_FILE = 1 << 20;
 
 /** Go's filepath.Match for one path segment pattern set: `*`, `?`, `[...]`, escapes. */
 export function hasGlob(p: string): boolean {
@@ -201,7 +205,13 @@ export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readabl
       else if (it.type === "symlink") await entry({ ...h, type: "symlink", linkname: it.linkTarget });
       else if (it.source && "data" in it.source)
         await entry({ ...h, size: it.source.data.length }, it.source.data);
-      else {
+      else if (it.size <= SMALL_FILE) {
+        // One read for a small file: a stream per file costs more than the bytes.
+        const data = await readFile((it.source as { abs: string }).abs);
+        if (data.length !== it.size)
+          throw new StrataError("IO_ERROR", `${it.dest}: file changed while it was being copied`);
+        await entry({ ...h, size: data.length }, data);
+      } else {
         const src = it.source as { abs: string };
         await new Promise<void>((resolve, reject) => {
           const w = pack.entry({ ...h, size: it.size }, (e) => (e ? reject(e) : resolve()));

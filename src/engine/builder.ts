@@ -9,7 +9,7 @@ import {
   type ImageResolver,
   type ProgressSink,
 } from "../build/index.js";
-import { type Digest, diffIdsOf, MediaType, type Platform, parseImageConfig } from "../oci/index.js";
+import { type Digest, diffIdsOf, MediaType, type Platform } from "../oci/index.js";
 import { parseNormalizedNamed, referenceString } from "../reference/index.js";
 import type { ImageRecord, Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
@@ -53,7 +53,7 @@ class LocalResolver implements ImageResolver {
       }
       throw e;
     }
-    const config = parseImageConfig(await this.store.content.readSmall(rec.id));
+    const config = await this.store.config(rec.id);
     const layers = diffIdsOf(config.value).map((d) => {
       const l = doc.layers[d];
       if (!l) throw new StrataError("STORE_CORRUPT", `layer ${d} of ${ref} has no record`);

@@ -120,8 +120,7 @@ export class ImageService {
   }
 
   private async configOf(rec: ImageRecord): Promise<ImageConfig> {
-    const { parseImageConfig } = await import("../oci/index.js");
-    return parseImageConfig(await this.store.content.readSmall(rec.id)).value;
+    return (await this.store.config(rec.id)).value;
   }
 
   /** `images`: one row per repository:tag, newest first, filtered as Docker filters. */

@@ -154,6 +154,17 @@ export class ContentStore {
       new Promise<void>((resolve, reject) => {
         t.write(chunk, (e) => (e ? reject(e) : resolve()));
       });
+    // Tar streams arrive as many small chunks (512-byte headers, padding): coalesce them
+    // into writes of up to 1 MiB so the file system sees few large writes.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      const b = batch;
+      batch = [];
+      batchBytes = 0;
+      await fh.writev(b);
+    };
     const sink = new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
@@ -167,20 +178,25 @@ export class ContentStore {
           return;
         }
         hash.update(chunk);
-        const work: Promise<unknown>[] = [fh.write(chunk)];
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        const work: Promise<unknown>[] = [];
+        if (batchBytes >= 1 << 20) work.push(flush());
         for (const t of tees) work.push(writeTee(t, chunk));
-        Promise.all(work).then(() => cb(), cb);
+        if (!work.length) cb();
+        else Promise.all(work).then(() => cb(), cb);
       },
       final(cb) {
-        Promise.all(
-          tees.map(
+        Promise.all([
+          flush(),
+          ...tees.map(
             (t) =>
               new Promise<void>((resolve, reject) => {
                 t.once("error", reject);
                 t.end(() => resolve());
               }),
           ),
-        ).then(() => cb(), cb);
+        ]).then(() => cb(), cb);
       },
     });
     try {

@@ -194,12 +194,25 @@ export class Store {
     });
   }
 
+  /**
+   * An image config from the store: validated when it entered, and its blob is named by
+   * its digest, so reading it back needs no schema pass (the CLI's start-up cost).
+   */
+  async config(id: Digest): Promise<Parsed<ImageConfig>> {
+    const raw = await this.content.readSmall(id);
+    try {
+      return { value: JSON.parse(raw.toString("utf8")) as ImageConfig, raw, digest: id };
+    } catch (e) {
+      throw new StrataError("STORE_CORRUPT", `image config ${id} is unreadable: ${(e as Error).message}`);
+    }
+  }
+
   /** Open an image view over the store's blobs. */
   async image(id: Digest, doc?: MetaDoc): Promise<Image & { record: ImageRecord }> {
     const meta = doc ?? (await this.meta.read());
     const record = meta.images[id];
     if (!record) throw new StrataError("IMAGE_NOT_FOUND", `No such image: ${id}`);
-    const config = parseImageConfig(await this.content.readSmall(record.id));
+    const config = await this.config(record.id);
     const layers: Layer[] = diffIdsOfConfig(config.value).map((diffId) => {
       const lr = meta.layers[diffId];
       return {
@@ -244,7 +257,7 @@ export class Store {
       for (const img of Object.values(doc.images)) {
         if (diffIdsOf.has(img.id)) continue;
         try {
-          const cfg = parseImageConfig(await this.content.readSmall(img.id));
+          const cfg = await this.config(img.id);
           diffIdsOf.set(img.id, diffIdsOfConfig(cfg.value));
         } catch {
           diffIdsOf.set(img.id, []);
@@ -301,7 +314,7 @@ export class Store {
         const live = new Set<string>();
         for (const c of Object.values(doc.buildCache ?? {})) if (c.diffId) live.add(c.diffId);
         for (const img of Object.values(doc.images)) {
-          const cfg = parseImageConfig(await this.content.readSmall(img.id)).value;
+          const cfg = (await this.config(img.id)).value;
           for (const d of diffIdsOfConfig(cfg)) live.add(d);
         }
         for (const d of Object.keys(doc.layers)) if (!live.has(d)) delete doc.layers[d];
@@ -312,10 +325,7 @@ export class Store {
       const diffIdsOf = new Map<Digest, Digest[]>();
       for (const img of Object.values(doc.images)) {
         try {
-          diffIdsOf.set(
-            img.id,
-            diffIdsOfConfig(parseImageConfig(await this.content.readSmall(img.id)).value),
-          );
+          diffIdsOf.set(img.id, diffIdsOfConfig((await this.config(img.id)).value));
         } catch {
           diffIdsOf.set(img.id, []);
         }

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
-export const STRATA_BIN = path.join(REPO, "dist/main.js");
+export const STRATA_BIN = path.join(REPO, "dist/bin/main.js");
 
 export interface RunResult {
   code: number;
