@@ -10,7 +10,6 @@ import {
   MediaType,
   type Parsed,
   parseDigest,
-  parseImageConfig,
   parseManifest,
 } from "../oci/index.js";
 import { atomicWriteFile, exists, StrataError } from "../util/index.js";
