@@ -12,6 +12,9 @@ import {
   type ExpandedInstruction,
   type ExpandedStage,
   expandStages,
+  type LintWarning,
+  lintDockerfile,
+  lintFailure,
   loadDockerfile,
   PatternMatcher,
   type RunCommand,
@@ -67,7 +70,15 @@ export interface BuildRequest {
   network?: "default" | "host" | "none";
   secrets?: SecretSource[];
   platform?: Platform;
+  /** `--check`: run the build checks only, build nothing. */
+  checkOnly?: boolean;
   signal?: AbortSignal;
+}
+
+export interface CheckResult {
+  warnings: LintWarning[];
+  /** BuildKit's message when `# check=error=true` makes the findings fatal. */
+  failure?: string;
 }
 
 export interface BuildResult {
@@ -76,6 +87,7 @@ export interface BuildResult {
   warnings: string[];
   /** The "exporting to image" step, left open for the caller to log naming and finish. */
   exportVertex: number;
+  checks: CheckResult;
 }
 
 /** What a stage is at some point of its build. */
@@ -199,14 +211,31 @@ export class Builder {
     };
 
     // BuildKit sends the context before the steps that use it.
-    if (
-      expanded.stages.some((st) =>
-        st.instructions.some(
-          (i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add",
-        ),
-      )
-    )
-      await loadContext();
+    const usesContext = expanded.stages.some((st) =>
+      st.instructions.some((i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add"),
+    );
+    if (usesContext || req.checkOnly) await loadContext();
+
+    // The build checks (BuildKit's rules and Strata's), with what the context holds.
+    const lintResult = lintDockerfile(df, {
+      ...expandOpts,
+      baseImage: (ref) => {
+        const c = bases.get(ref)?.config.value;
+        return c
+          ? { env: c.config?.Env ?? [], onBuild: c.config?.OnBuild ?? [], os: c.os, user: c.config?.User }
+          : undefined;
+      },
+      dockerignore: ignoreText ? readDockerignore(ignoreText) : [],
+      contextFiles: context
+        ? [...context.values()].filter((e) => e.type === "file").map((e) => e.relPath)
+        : undefined,
+    });
+    const checks: CheckResult = {
+      warnings: lintResult.warnings,
+      failure: lintFailure(lintResult.warnings, lintResult.config),
+    };
+    if (checks.failure && !req.checkOnly) throw new StrataError("INVALID_ARGUMENT", checks.failure);
+    if (req.checkOnly) return { checks } as BuildResult;
 
     // 4. Stages, each a promise; a stage waits only for those it uses.
     const results = new Map<number, Promise<StageState>>();
@@ -250,7 +279,7 @@ export class Builder {
     const raw = JSON.stringify(orderConfig(cfg));
     const config = parseImageConfig(raw);
     progress.log(ve, "exporting layers done");
-    return { config, layers: final.layers, warnings: expanded.warnings, exportVertex: ve };
+    return { config, layers: final.layers, warnings: expanded.warnings, exportVertex: ve, checks };
   }
 
   /** BuildKit's choice: `<Dockerfile>.dockerignore` beside the Dockerfile, else the context's `.dockerignore`. */

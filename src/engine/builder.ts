@@ -9,7 +9,7 @@ import {
   type ImageResolver,
   type ProgressSink,
 } from "../build/index.js";
-import { type Digest, diffIdsOf, MediaType, type Platform } from "../oci/index.js";
+import { type Digest, diffIdsOf, type Platform } from "../oci/index.js";
 import { parseNormalizedNamed, referenceString } from "../reference/index.js";
 import type { ImageRecord, Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
@@ -78,6 +78,7 @@ export class BuildService {
     });
     const builder = new Builder(this.store, new LocalResolver(this.store, this.images));
     const res = await builder.build(req, progress);
+    if (req.checkOnly) return { id: undefined, config: undefined, warnings: [], checks: res.checks };
     const v = res.exportVertex;
     const outputs = req.outputs?.length ? req.outputs : [{ type: "image" as const }];
     let id = res.config.digest;
@@ -107,7 +108,7 @@ export class BuildService {
       }
     }
     progress.done(v);
-    return { id, config: res.config, warnings: res.warnings, mediaType: MediaType.OciManifest };
+    return { id, config: res.config, warnings: res.warnings, checks: res.checks };
   }
 
   /**

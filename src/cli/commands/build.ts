@@ -102,6 +102,7 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
         [],
       )
       .option("--platform <string>", "Set target platform for build")
+      .option("--check", "Evaluate the build checks and build nothing (shorthand for --call=check)")
       .option(
         "-o, --output <stringArray>",
         'Output destination (format: "type=local,dest=path")',
@@ -168,6 +169,7 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
                 secrets: await parseSecrets(o.secret),
                 platform: o.platform ? parsePlatform(o.platform) : undefined,
                 outputs: (o.output as string[]).map(parseOutput),
+                checkOnly: !!o.check,
               },
               progress,
             );
@@ -177,8 +179,36 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
             ctx.io.err.write(`ERROR: failed to solve: ${msg}\n`);
             throw new ExitError(`failed to solve: ${msg}`, 1, true);
           }
-          if (o.iidfile) await fsp.writeFile(o.iidfile, result.id);
-          if (quiet) ctx.io.out.write(`${result.id}\n`);
+          const warnings = result.checks?.warnings ?? [];
+          if (o.check) {
+            const n = warnings.length;
+            ctx.io.out.write(
+              n
+                ? `Check complete, ${n} warning${n === 1 ? " has" : "s have"} been found!\n`
+                : "Check complete, no warnings found.\n",
+            );
+            const lines = dockerfileText.toString("utf8").split("\n");
+            for (const w of warnings) {
+              ctx.io.out.write(
+                `WARNING: ${w.rule}${w.url ? ` - ${w.url}` : ""}\n${w.description}\n${dockerfileName}:${w.line}\n--------------------\n`,
+              );
+              for (let i = Math.max(1, w.line - 1); i <= Math.min(lines.length, w.endLine + 1); i++)
+                ctx.io.out.write(
+                  `${String(i).padStart(4)} | ${i >= w.line && i <= w.endLine ? ">>> " : "    "}${lines[i - 1]}\n`,
+                );
+              ctx.io.out.write(`--------------------\n${w.message}\n\n`);
+            }
+            if (result.checks?.failure) throw new ExitError(result.checks.failure);
+            return;
+          }
+          if (warnings.length && !quiet) {
+            ctx.io.err.write(
+              `\n ${warnings.length} warning${warnings.length === 1 ? "" : "s"} found (use docker --debug to expand):\n`,
+            );
+            for (const w of warnings) ctx.io.err.write(` - ${w.rule}: ${w.message} (line ${w.line})\n`);
+          }
+          if (o.iidfile && result.id) await fsp.writeFile(o.iidfile, result.id);
+          if (quiet && result.id) ctx.io.out.write(`${result.id}\n`);
         } finally {
           if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
         }
