@@ -99,6 +99,8 @@ interface StageState {
   history: History[];
   /** Directories and files present (merged layer indexes), built lazily. */
   tree?: TreeView;
+  /** This stage set CMD itself (an ENTRYPOINT then keeps it; else it resets the inherited one). */
+  cmdSet?: boolean;
 }
 
 interface TreeView {
@@ -325,10 +327,11 @@ export class Builder {
       };
     } else if (st.baseName === "scratch") {
       state = {
+        // BuildKit's empty image: a PATH and WorkingDir "/" (dockerfile2llb emptyImage).
         config: {
           architecture: b.platform.architecture,
           os: b.platform.os,
-          config: {},
+          config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: "/" },
           rootfs: { type: "layers", diff_ids: [] },
         } as ImageConfig,
         layers: [],
@@ -425,6 +428,7 @@ export class Builder {
       case "cmd":
         cc.Cmd = c.prependShell ? [...(cc.Shell ?? ["/bin/sh", "-c"]), c.cmdLine.join(" ")] : c.cmdLine;
         if (c.prependShell) cc.ArgsEscaped = true;
+        s.cmdSet = true;
         return meta(`CMD ${goQuoteList(cc.Cmd)}`);
       case "entrypoint": {
         cc.Entrypoint = c.prependShell
@@ -433,10 +437,7 @@ export class Builder {
             ? c.cmdLine
             : null;
         // An ENTRYPOINT resets a CMD this stage did not set (Docker's rule).
-        if (
-          !s.history.some((x) => x.created_by?.startsWith("CMD ") && x.comment === "buildkit.dockerfile.v0")
-        )
-          cc.Cmd = null;
+        if (!s.cmdSet) cc.Cmd = null;
         return meta(`ENTRYPOINT ${goQuoteList(cc.Entrypoint ?? [])}`);
       }
       case "volume":
@@ -512,6 +513,7 @@ export class Builder {
       chain: layer ? chainOf(layers) : s.chain,
       history: [...s.history, layer ? history : { ...history, empty_layer: true }],
       tree,
+      cmdSet: s.cmdSet,
     };
   }
 
