@@ -3,7 +3,9 @@ import { StrataError } from "../util/index.js";
 
 /** Open an http(s) URL as a stream (`import URL`), following redirects. */
 export async function openUrl(url: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
-  const { request } = await import("undici");
+  // undici is CommonJS: bundled, its exports may sit on the module's default.
+  const undici = (await import("undici")) as typeof import("undici") & { default?: typeof import("undici") };
+  const request = undici.request ?? undici.default!.request;
   let target = url;
   for (let hops = 0; hops < 10; hops++) {
     const res = await request(target, { method: "GET", signal: opts.signal }).catch((e: Error) => {
