@@ -7,7 +7,7 @@
  * /tmp/strata-bench-context-walk: 100 packages × 10 directories × 100 files (100,000 empty files in
  * 1,101 directories), plus 1,000 `*.log` files and a `.git/` of 1,000 files that the ignore list
  * removes. Then walks it RUNS times per scenario, page cache warm, and prints the median
- * (and min–max) wall-clock time of consuming the whole async generator:
+ * (and min–max) wall-clock time of consuming the whole async generator, and the process CPU time:
  *   - no .dockerignore: every entry;
  *   - the ignore list `*.log`, `**` + `/*.log`, `.git`, `!deps/p000/d0`: what the shared workload's
  *     .dockerignore does, plus an exception, so matching runs on every entry and `.git` is pruned.
@@ -44,17 +44,25 @@ function generate(): void {
   console.log(`generated ${ROOT} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-async function walkOnce(
-  matcher: PatternMatcher | undefined,
-): Promise<{ ms: number; entries: number; files: number }> {
+interface Run {
+  ms: number;
+  /** CPU time of the whole process (main thread and libuv's file-system threads). */
+  cpuMs: number;
+  entries: number;
+  files: number;
+}
+
+async function walkOnce(matcher: PatternMatcher | undefined): Promise<Run> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let entries = 0;
   let files = 0;
   for await (const e of walkContext(ROOT, matcher)) {
     entries++;
     if (e.type === "file") files++;
   }
-  return { ms: performance.now() - t0, entries, files };
+  const c = process.cpuUsage(c0);
+  return { ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, entries, files };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -62,16 +70,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function scenario(name: string, matcher: PatternMatcher | undefined): Promise<number> {
   await walkOnce(matcher); // warm the page cache and the JIT
   const times: number[] = [];
+  const cpu: number[] = [];
   let last = { entries: 0, files: 0 };
   for (let r = 0; r < RUNS; r++) {
     const res = await walkOnce(matcher);
     times.push(res.ms);
+    cpu.push(res.cpuMs);
     last = res;
   }
   const m = median(times);
   console.log(
     `${name}: median ${m.toFixed(0)} ms (${Math.min(...times).toFixed(0)}–${Math.max(...times).toFixed(0)}) ` +
-      `over ${RUNS} runs; ${last.entries} entries, ${last.files} files`,
+      `over ${RUNS} runs, CPU ${median(cpu).toFixed(0)} ms; ${last.entries} entries, ${last.files} files`,
   );
   return m;
 }
@@ -79,7 +89,9 @@ async function scenario(name: string, matcher: PatternMatcher | undefined): Prom
 async function main(): Promise<void> {
   mkdirSync(ROOT, { recursive: true });
   generate();
-  console.log(`node ${process.version}, ${os.cpus().length} CPUs, tree at ${ROOT}`);
+  // Wall-clock figures only mean something on an otherwise idle machine: print the load too.
+  const load = os.loadavg().map((l) => l.toFixed(2));
+  console.log(`node ${process.version}, ${os.cpus().length} CPUs, load ${load.join(" ")}, tree at ${ROOT}`);
   await scenario("no .dockerignore", undefined);
   const ignore = readDockerignore("*.log\n**/*.log\n.git\n!deps/p000/d0\n");
   await scenario(".dockerignore (*.log, **/*.log, .git, !deps/p000/d0)", new PatternMatcher(ignore));
