@@ -5,6 +5,7 @@
  *   npx tsx bench/build.ts              (root; dockerd from Debian's docker.io)
  *   RUNS=5 npx tsx bench/build.ts
  *
+ * Every tool builds with --network none (dockerd runs here with --bridge=none).
  * S1 cold build (page cache dropped, no build cache, base image present), S2 no-change
  * rebuild, S3 one source file changed, S4 one dependency file changed. Tools alternate
  * within each round so drift hits them alike. Wall-clock seconds of the whole client
@@ -72,7 +73,7 @@ async function main() {
         rmSync(root, { recursive: true, force: true });
         run([...strataBin, "import", base, "bench-base:1"]);
       },
-      build: () => run([...strataBin, "build", "-q", "-t", "app:bench", APP]),
+      build: () => run([...strataBin, "build", "-q", "--network", "none", "-t", "app:bench", APP]),
     },
     {
       name: "docker classic",
@@ -82,7 +83,7 @@ async function main() {
         run([docker, "builder", "prune", "-a", "-f"], denv);
         run([docker, "image", "prune", "-f"], denv);
       },
-      build: () => run([docker, "build", "-q", "-t", "app:classic", APP], { ...denv, DOCKER_BUILDKIT: "0" }),
+      build: () => run([docker, "build", "-q", "--network", "none", "-t", "app:classic", APP], { ...denv, DOCKER_BUILDKIT: "0" }),
     },
     {
       name: "docker buildkit",
@@ -91,7 +92,7 @@ async function main() {
         spawnSync(docker, ["rmi", "-f", "app:buildkit"], { env: { ...process.env, ...denv } });
         run([docker, "builder", "prune", "-a", "-f"], denv);
       },
-      build: () => run([docker, "build", "-q", "-t", "app:buildkit", APP], { ...denv, DOCKER_BUILDKIT: "1" }),
+      build: () => run([docker, "build", "-q", "--network", "none", "-t", "app:buildkit", APP], { ...denv, DOCKER_BUILDKIT: "1" }),
     },
   ];
   try {

@@ -6,6 +6,7 @@ import {
   type AddCommand,
   type Command,
   type CopyCommand,
+  chompHeredocContent,
   chooseDockerignore,
   type Dockerfile,
   type DockerignoreSource,
@@ -16,6 +17,7 @@ import {
   lintDockerfile,
   lintFailure,
   loadDockerfile,
+  mustParseHeredocWord,
   PatternMatcher,
   type RunCommand,
   readDockerignore,
@@ -40,6 +42,7 @@ import type { LayerRecord, Store } from "../store/index.js";
 import { errorMessage, StrataError } from "../util/index.js";
 import { mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
+import { listContext } from "./context-find.js";
 import { type CopyItem, copyLayerStream, resolveCopy } from "./copy.js";
 import type { ProgressSink } from "./progress.js";
 
@@ -202,7 +205,12 @@ export class Builder {
       const v = progress.start("[internal] load build context");
       const m = new Map<string, ContextEntry>();
       let bytes = 0;
-      for await (const e of walkContext(req.contextDir, matcher, { signal: req.signal })) {
+      // Without `!` exceptions GNU find lists the context natively (much faster); with
+      // them, the descriptor-based walker applies Docker's re-inclusion rules.
+      const entries = matcher?.exclusions()
+        ? walkContext(req.contextDir, matcher, { signal: req.signal })
+        : await listContext(req.contextDir, matcher);
+      for await (const e of entries) {
         m.set(e.relPath, e);
         bytes += e.type === "file" ? e.size : 0;
       }
@@ -324,6 +332,8 @@ export class Builder {
         config: structuredClone(parent.config),
         history: [...parent.history],
         layers: [...parent.layers],
+        // The parent stage's CMD is inherited, not set by this stage: an ENTRYPOINT here resets it.
+        cmdSet: false,
       };
     } else if (st.baseName === "scratch") {
       state = {
@@ -684,7 +694,7 @@ export class Builder {
             entries,
             fileSources,
             c.dest,
-            { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase() },
+            { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase(), keepOwner: !!from },
             root,
             (p) => tree.dirs.has(p),
           ),
@@ -779,7 +789,23 @@ export class Builder {
         ...c.heredocs.map((hd) => `${hd.data}${hd.data.endsWith("\n") ? "" : "\n"}${hd.name}`),
       ].join("\n");
     }
-    const args = c.prependShell ? [...shell, script] : c.cmdLine;
+    let args = c.prependShell ? [...shell, script] : c.cmdLine;
+    // `RUN <<EOF` alone: BuildKit runs the body itself, with the shell, or as a file when it
+    // starts with "#!" (mounted read-only at /dev/pipes/NAME, outside the layer).
+    let heredocScript: { name: string; data: string } | undefined;
+    if (
+      c.prependShell &&
+      c.heredocs.length === 1 &&
+      c.cmdLine.length === 1 &&
+      mustParseHeredocWord(c.cmdLine[0]!)
+    ) {
+      const hd = c.heredocs[0]!;
+      const data = hd.chomp ? chompHeredocContent(hd.data) : hd.data;
+      if (data.startsWith("#!")) {
+        heredocScript = { name: hd.name, data };
+        args = [path.posix.join("/dev/pipes", hd.name)];
+      } else args = [...shell, data];
+    }
     // The environment: image ENV, then the ARGs in scope (they are in RUN's environment).
     const env = new Map<string, string>();
     for (const e of cc.Env ?? []) {
@@ -823,6 +849,11 @@ export class Builder {
           const user = await resolveUser(snap.mountpoint, cc.User);
           const etc = await this.etcFiles();
           const mounts = [];
+          if (heredocScript) {
+            const file = path.join(etc.dir, "heredoc-script");
+            await fsp.writeFile(file, heredocScript.data, { mode: 0o755 });
+            mounts.push({ destination: args[0]!, type: "bind", source: file, options: ["rbind", "ro"] });
+          }
           for (const m of secretMounts) {
             const id = m.cacheId || path.posix.basename(m.target || "");
             const sec = b.req.secrets?.find((x) => x.id === id);

@@ -3,3 +3,4 @@ export * from "./checksum.js";
 export * from "./context.js";
 export * from "./copy.js";
 export * from "./progress.js";
+export * from "./context-find.js";
