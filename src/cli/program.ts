@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import type { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
 import { registerBuildCommands } from "./commands/build.js";
+import { registerContainerCommands } from "./commands/containers.js";
 import { registerDistributionCommands } from "./commands/distribution.js";
 import { registerImageCommands } from "./commands/images.js";
 import { registerRegistryCommands } from "./commands/registry.js";
@@ -30,10 +31,12 @@ export function buildProgram(io: Io): { program: Command; ctx: Context } {
     )
     .helpOption("-h, --help", "Print usage")
     .showSuggestionAfterError(true)
-    .enablePositionalOptions(false);
+    // Global options come before the command (as docker's): `run IMAGE CMD -x` keeps -x for CMD.
+    .enablePositionalOptions(true);
   registerImageCommands(program, ctx);
   registerDistributionCommands(program, ctx);
   registerBuildCommands(program, ctx);
+  registerContainerCommands(program, ctx);
   registerRegistryCommands(program);
   configureErrors(program, io);
   return { program, ctx };

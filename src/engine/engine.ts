@@ -3,6 +3,7 @@ import path from "node:path";
 import { Store } from "../store/index.js";
 import type { ContainerConfig } from "../oci/index.js";
 import { BuildService } from "./builder.js";
+import { ContainerService } from "./containers.js";
 import { applyChanges } from "./changes.js";
 import { DistributionService } from "./distribution.js";
 import { openUrl } from "./fetch.js";
@@ -27,11 +28,13 @@ export class Engine {
   readonly images: ImageService;
   readonly distribution: DistributionService;
   readonly builder: BuildService;
+  readonly containers: ContainerService;
 
   private constructor(readonly store: Store) {
     this.images = new ImageService(store);
     this.distribution = new DistributionService(store, this.images);
     this.builder = new BuildService(store, this.images);
+    this.containers = new ContainerService(store, this.images);
   }
 
   changesToConfig(changes: string[], base?: ContainerConfig): ContainerConfig {

@@ -59,6 +59,12 @@ const HEX_PREFIX = /^(?:sha256:)?([a-f0-9]{1,64})$/;
  * call here, so both faces agree on what a name means and what `rmi -f` does.
  */
 export class ImageService {
+  /**
+   * image ID -> containers using it: set by the container service, so that `rmi` and
+   * `image prune` follow Docker's rules for images that containers use.
+   */
+  containerUsage?: () => Promise<Map<string, { id: string; running: boolean }[]>>;
+
   constructor(readonly store: Store) {}
 
   /**
@@ -232,11 +238,23 @@ export class ImageService {
     for (const arg of args) {
       try {
         const toDelete: Digest[] = [];
+        const usage =
+          (await this.containerUsage?.()) ?? new Map<string, { id: string; running: boolean }[]>();
         await this.store.meta.update((doc) => {
           const rec = this.resolve(doc, arg);
           const tags = this.tagsOf(doc, rec.id);
           const byName = !isIdArg(arg, rec.id);
+          const users = usage.get(rec.id) ?? [];
+          const running = users.find((u) => u.running);
+          const stopped = users.find((u) => !u.running);
+          const short = (id: string) => id.replace(/^sha256:/, "").slice(0, 12);
           if (byName) {
+            // moby: removing the last reference of an image a container uses needs -f.
+            if (!opts.force && users.length && tags.length + rec.repoDigests.length <= 1)
+              throw new StrataError(
+                "IMAGE_CONFLICT",
+                `conflict: unable to remove repository reference "${arg}" (must force) - container ${short(users[0]!.id)} is using its referenced image ${short(rec.id)}`,
+              );
             // Untag just this reference; delete only if it was the last one.
             const ref = parseNormalizedNamed(arg);
             if (ref.digest) {
@@ -249,17 +267,29 @@ export class ImageService {
               lines.push(`Untagged: ${familiarString(parseDockerRef(full))}`);
             }
             if (this.tagsOf(doc, rec.id).length === 0 && (!ref.digest || rec.repoDigests.length === 0)) {
+              // Still used by a container (running, or stopped without -f): it stays, dangling.
+              if (running || (stopped && !opts.force)) return;
               for (const d of rec.repoDigests)
                 lines.push(`Untagged: ${familiarString(parseNormalizedNamed(d))}`);
               toDelete.push(rec.id);
             }
             return;
           }
+          if (running)
+            throw new StrataError(
+              "IMAGE_CONFLICT",
+              `conflict: unable to delete ${short(rec.id)} (cannot be forced) - image is being used by running container ${short(running.id)}`,
+            );
           const repos = new Set(tags.map((t) => referenceString({ ...parseDockerRef(t), tag: undefined })));
           if (repos.size > 1 && !opts.force)
             throw new StrataError(
               "IMAGE_CONFLICT",
               `conflict: unable to delete ${rec.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`,
+            );
+          if (stopped && !opts.force)
+            throw new StrataError(
+              "IMAGE_CONFLICT",
+              `conflict: unable to delete ${short(rec.id)} (must be forced) - image is being used by stopped container ${short(stopped.id)}`,
             );
           for (const t of tags) {
             delete doc.tags[t];
@@ -291,7 +321,10 @@ export class ImageService {
     const lines: string[] = [];
     const doc = await this.store.meta.read();
     const victims: ImageRecord[] = [];
+    // Images that any container uses (running or stopped) are never pruned.
+    const usage = (await this.containerUsage?.()) ?? new Map<string, unknown[]>();
     for (const rec of Object.values(doc.images)) {
+      if (usage.has(rec.id)) continue;
       const tags = this.tagsOf(doc, rec.id);
       if (!opts.all && tags.length) continue;
       const c = Date.parse(rec.created ?? rec.added) || 0;

@@ -4,3 +4,4 @@ export * from "./changes.js";
 export * from "./distribution.js";
 export * from "./builder.js";
 export type { ProgressSink } from "../build/index.js";
+export * from "./containers.js";

@@ -30,6 +30,25 @@ export interface ActiveSnapshot {
   remove(): Promise<void>;
 }
 
+/** A container's persistent snapshot: see `Snapshotter.prepareNamed`. */
+export interface NamedSnapshot {
+  key: string;
+  base: string;
+  /** Where the writes land: the container's diff. */
+  upper: string;
+  /** The merged root filesystem while mounted. */
+  mountpoint: string;
+}
+
+/** Is `dir` a mount point (listed in /proc/self/mountinfo)? */
+export async function isMountpoint(dir: string): Promise<boolean> {
+  const info = await fsp.readFile("/proc/self/mountinfo", "utf8").catch(() => "");
+  const want = path
+    .resolve(dir)
+    .replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  return info.split("\n").some((l) => l.split(" ")[4] === want);
+}
+
 function run(cmd: string, args: string[], opts: { input?: NodeJS.ReadableStream } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
@@ -157,6 +176,62 @@ export class Snapshotter {
     };
   }
 
+  /**
+   * A named, persistent writable snapshot (a container's): `<root>/snapshots/<key>/{fs,work,merged}`.
+   * Unlike `prepare`, it survives the process and a stop: `mountNamed` mounts it (again) over
+   * the same lowers, `unmountNamed` leaves the upper dir in place, `removeNamed` deletes it.
+   */
+  async prepareNamed(key: string, lowers: string[]): Promise<NamedSnapshot> {
+    if (!/^[a-z][a-z0-9-]*$/.test(key) || /^(?:active|tmp)-/.test(key))
+      throw new StrataError("INVALID_ARGUMENT", `invalid snapshot key ${key}`);
+    const base = path.join(this.dir, key);
+    for (const d of ["fs", "work", "merged"]) await fsp.mkdir(path.join(base, d), { recursive: true });
+    await fsp.writeFile(path.join(base, "lowers.json"), JSON.stringify(lowers));
+    return this.named(key);
+  }
+
+  /** The paths of a named snapshot (whether or not it is mounted). */
+  named(key: string): NamedSnapshot {
+    const base = path.join(this.dir, key);
+    return { key, base, upper: path.join(base, "fs"), mountpoint: path.join(base, "merged") };
+  }
+
+  /** Mount a named snapshot's overlay if it is not mounted; returns the merged dir. */
+  async mountNamed(key: string): Promise<string> {
+    const snap = this.named(key);
+    if (await isMountpoint(snap.mountpoint)) return snap.mountpoint;
+    const lowers = JSON.parse(await fsp.readFile(path.join(snap.base, "lowers.json"), "utf8")) as string[];
+    const lower = lowers.length ? lowers : [await this.emptyDir()];
+    // A work dir left by an unclean unmount must be empty for overlayfs to reuse it.
+    await fsp.rm(path.join(snap.base, "work"), { recursive: true, force: true });
+    await fsp.mkdir(path.join(snap.base, "work"), { recursive: true });
+    const opts = `lowerdir=${lower.join(":")},upperdir=${snap.upper},workdir=${path.join(snap.base, "work")},index=off`;
+    if (opts.length > 4000)
+      throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
+    try {
+      await run("mount", ["-t", "overlay", "overlay", "-o", opts, snap.mountpoint]);
+    } catch (e) {
+      throw new StrataError(
+        "UNSUPPORTED",
+        `overlayfs mount failed (containers need root and overlayfs): ${(e as Error).message}`,
+      );
+    }
+    return snap.mountpoint;
+  }
+
+  /** Unmount a named snapshot (its upper dir stays). */
+  async unmountNamed(key: string): Promise<void> {
+    const snap = this.named(key);
+    if (!(await isMountpoint(snap.mountpoint))) return;
+    await run("umount", [snap.mountpoint]).catch(() => run("umount", ["-l", snap.mountpoint]));
+  }
+
+  /** Unmount and delete a named snapshot. */
+  async removeNamed(key: string): Promise<void> {
+    await this.unmountNamed(key);
+    await fsp.rm(this.named(key).base, { recursive: true, force: true });
+  }
+
   /** Keep an active snapshot's upper dir as the committed snapshot of a chain ID. */
   async commitUpper(snap: ActiveSnapshot, chainId: Digest): Promise<void> {
     const dest = path.join(this.dir, digestHex(chainId));
@@ -221,13 +296,16 @@ async function convertWhiteouts(root: string): Promise<void> {
 /**
  * An upper dir as an OCI layer tar stream: GNU tar reads the tree (sorted, numeric ids,
  * xattrs), and this transform rewrites overlay whiteouts into `.wh.` entries and opaque
- * directories into `.wh..wh..opq` markers, and drops the "./" prefix.
+ * directories into `.wh..wh..opq` markers, and drops the "./" prefix. `exclude` names
+ * paths (relative to `upper`) to leave out, such as mount points a runtime created.
  */
-export function diffUpper(upper: string, opaqueDirs: Set<string>): Readable {
+export function diffUpper(upper: string, opaqueDirs: Set<string>, exclude: readonly string[] = []): Readable {
   const tar = spawn(
     "tar",
     [
       "-c",
+      // Paths relative to the upper dir (a container's mount-point stubs) left out of the layer.
+      ...exclude.map((e) => `--exclude=./${e.replace(/^\/+/, "")}`),
       "-f",
       "-",
       "-C",

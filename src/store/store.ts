@@ -58,6 +58,12 @@ export class Store {
   readonly content: ContentStore;
   readonly meta: MetaStore;
 
+  /**
+   * More GC roots (blob digests) from the layers above: the engine lists what containers
+   * use, so removal and sweeps keep their images' configs and layers.
+   */
+  extraRoots?: () => Promise<Set<string>>;
+
   private constructor(readonly root: string) {
     this.content = new ContentStore(root);
     this.meta = new MetaStore(root);
@@ -263,6 +269,7 @@ export class Store {
         }
       }
     };
+    const extra = (await this.extraRoots?.()) ?? new Set<string>();
     return this.meta.update(async (doc) => {
       await readDiffIds(doc);
       const removed: ImageRecord[] = [];
@@ -274,6 +281,10 @@ export class Store {
         for (const [t, v] of Object.entries(doc.tags)) if (v === id) delete doc.tags[t];
       }
       const live = Store.liveBlobs(doc, diffIdsOf);
+      for (const d of extra) {
+        live.add(d);
+        for (const v of doc.layers[d]?.compressed ?? []) live.add(v.digest);
+      }
       let reclaimed = 0;
       const deletedLayers: Digest[] = [];
       for (const rec of removed) {
@@ -307,11 +318,13 @@ export class Store {
   ): Promise<{ removed: number; reclaimed: number }> {
     const grace = opts.graceMs ?? 15 * 60_000;
     const cutoff = Date.now() - grace;
+    const extra = (await this.extraRoots?.()) ?? new Set<string>();
     if (opts.layerRecords) {
       // Forget layer records nothing references any more (build-cache layers after a prune).
       await this.meta.update(async (doc) => {
         const live = new Set<string>();
         for (const c of Object.values(doc.buildCache ?? {})) if (c.diffId) live.add(c.diffId);
+        for (const d of extra) live.add(d);
         for (const img of Object.values(doc.images)) {
           const cfg = (await this.config(img.id)).value;
           for (const d of diffIdsOfConfig(cfg)) live.add(d);
@@ -330,6 +343,10 @@ export class Store {
         }
       }
       const live = Store.liveBlobs(doc, diffIdsOf);
+      for (const d of extra) {
+        live.add(d);
+        for (const v of doc.layers[d]?.compressed ?? []) live.add(v.digest);
+      }
       let removed = 0;
       let reclaimed = 0;
       for await (const b of this.content.walk()) {

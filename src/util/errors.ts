@@ -55,6 +55,18 @@ export const ERROR_CODES = {
   REGISTRY_ERROR: { kind: "failedPrecondition", doc: "a registry answered with an error or a response Strata cannot use" },
   TLS_ERROR: { kind: "unavailable", doc: "a registry's TLS certificate could not be verified, or the handshake failed" },
   CREDENTIALS_ERROR: { kind: "failedPrecondition", doc: "Docker's config.json or a docker-credential-* helper failed" },
+  CONTAINER_NOT_FOUND: { kind: "notFound", doc: "no container matches the name or ID" },
+  CONTAINER_CONFLICT: {
+    kind: "conflict",
+    doc: "a container name is in use, or the container's state forbids the operation",
+  },
+  CONTAINER_START_FAILED: {
+    kind: "failedPrecondition",
+    doc: "the OCI runtime could not start the container's process (exit 125, 126 or 127 as Docker)",
+  },
+  CONTAINER_NOT_RUNNING: { kind: "failedPrecondition", doc: "the operation needs a running container" },
+  VOLUME_NOT_FOUND: { kind: "notFound", doc: "no volume of that name" },
+  VOLUME_IN_USE: { kind: "conflict", doc: "a volume is used by a container" },
   INTERNAL: { kind: "internal", doc: "a bug in Strata" },
 } as const satisfies Record<string, { kind: ErrorKind; doc: string }>;
 

@@ -6,6 +6,7 @@ import { shortId } from "../../oci/index.js";
 import { goTimeString, humanSize, humanSize4, StrataError, timeAgo } from "../../util/index.js";
 import type { Context } from "../context.js";
 import { collect, collectFilter, confirm, ExitError, ellipsis, renderRows } from "../output.js";
+import { inspectContainerIfAny } from "./containers.js";
 
 const IMAGE_HEADERS: Record<string, string> = {
   ID: "IMAGE ID",
@@ -111,15 +112,25 @@ function defineInspect(cmd: Command, ctx: Context) {
     .description("Display detailed information on one or more images")
     .argument("<IMAGE...>")
     .option("-f, --format <string>", "Format output using a custom template: 'json', or a Go template")
+    .option("--type <string>", "Return JSON for specified type (container or image)")
     .action(async (images: string[], o) => {
       const engine = await ctx.engine();
       const found: Record<string, unknown>[] = [];
       const errors: string[] = [];
       for (const a of images) {
         try {
+          // Like docker's inspect without --type: a container of that name or ID first, then an image.
+          const onlyImages = o.type === "image" || cmd.parent?.name() === "image";
+          const ctr = onlyImages ? undefined : await inspectContainerIfAny(ctx, a);
+          if (ctr) {
+            found.push(ctr);
+            continue;
+          }
+          if (o.type === "container") throw new StrataError("CONTAINER_NOT_FOUND", `No such container: ${a}`);
           found.push(await engine.images.inspect(a));
         } catch (e) {
           if (e instanceof StrataError && e.code === "IMAGE_NOT_FOUND") errors.push(`No such image: ${a}`);
+          else if (e instanceof StrataError && e.code === "CONTAINER_NOT_FOUND") errors.push(e.message);
           else throw e;
         }
       }

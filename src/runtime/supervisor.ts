@@ -1,0 +1,424 @@
+/**
+ * The per-container supervisor (Docker's shim): a small detached process that runs the
+ * container through the OCI runtime (`runc run`, so the runtime reports the exit status),
+ * holds its stdio, writes json-file logs, records the exit code in `state.json`, and
+ * cleans up (network namespace, slirp4netns, the rootfs mount, the whole container with
+ * `--rm`). It survives the CLI that started it.
+ *
+ * Started as `node supervisor.js <containerDir> [attached]`; it reads `<containerDir>/supervisor.json`
+ * (SupervisorConfig) and reports on fd 3 one JSON line: `{"started":true,"pid":N}` once the
+ * container's process runs, or `{"error":"…","exitCode":N}` when it could not start.
+ * Its own exit status is the container's.
+ *
+ * Files it writes in the container dir (version 1):
+ *   state.json          SupervisorState, replaced atomically on every change
+ *   container-json.log  json-file log lines {"log","stream","time"}; rotated to .1, .2 … with max-size
+ *   runc.log            the runtime's own log (JSON lines)
+ *
+ * Only node builtins are imported: it starts once per container, so it must start fast.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import net from "node:net";
+import path from "node:path";
+
+export interface PortBinding {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  proto: "tcp" | "udp";
+}
+
+export interface SupervisorConfig {
+  id: string;
+  runtime: string;
+  runtimeRoot: string;
+  bundle: string;
+  logPath: string;
+  /** Rotate the log when it reaches this many bytes (0: never), keeping `logMaxFile` files. */
+  logMaxSize: number;
+  logMaxFile: number;
+  tty: boolean;
+  /** Keep stdin open (`-i`); only meaningful when attached. */
+  openStdin: boolean;
+  /** `bridge`: a netns at /var/run/netns/<netns> with slirp4netns; the others need nothing here. */
+  network: { mode: "bridge" | "host" | "none"; netns?: string; ports: PortBinding[] };
+  /** The rootfs mount to release when the container exits. */
+  unmount?: string;
+  /** `--rm`: directories to delete after the exit (container dir, snapshot). */
+  autoRemove: boolean;
+  removeDirs: string[];
+}
+
+export interface SupervisorState {
+  status: "running" | "exited";
+  pid: number;
+  supervisorPid: number;
+  /** /proc/<pid>/stat start time of the supervisor: tells a live supervisor from a reused pid. */
+  supervisorStart: string;
+  startedAt: string;
+  finishedAt?: string;
+  exitCode?: number;
+  error?: string;
+}
+
+export const SUPERVISOR_STATE = "state.json";
+export const SUPERVISOR_CONFIG = "supervisor.json";
+
+/** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function writeState(dir: string, st: SupervisorState): void {
+  const file = path.join(dir, SUPERVISOR_STATE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(st));
+  renameSync(tmp, file);
+}
+
+/** json-file logger with Docker's line splitting (a message per line, 16 KiB partials). */
+class JsonFileLog {
+  private fd: number;
+  private size: number;
+  private pending: Record<string, string> = { stdout: "", stderr: "" };
+
+  constructor(
+    private readonly file: string,
+    private readonly maxSize: number,
+    private readonly maxFile: number,
+  ) {
+    this.fd = openSync(file, "a", 0o640);
+    this.size = fstatSync(this.fd).size;
+  }
+
+  write(stream: "stdout" | "stderr", chunk: Buffer): void {
+    let text = this.pending[stream] + chunk.toString("utf8");
+    let i = text.indexOf("\n");
+    while (i >= 0) {
+      this.emit(stream, text.slice(0, i + 1));
+      text = text.slice(i + 1);
+      i = text.indexOf("\n");
+    }
+    while (text.length >= 16 * 1024) {
+      this.emit(stream, text.slice(0, 16 * 1024));
+      text = text.slice(16 * 1024);
+    }
+    this.pending[stream] = text;
+  }
+
+  flush(): void {
+    for (const s of ["stdout", "stderr"] as const) {
+      if (this.pending[s]) this.emit(s, this.pending[s]);
+      this.pending[s] = "";
+    }
+  }
+
+  private emit(stream: string, log: string): void {
+    const line = `${JSON.stringify({ log, stream, time: new Date().toISOString() })}\n`;
+    const buf = Buffer.from(line);
+    if (this.maxSize > 0 && this.size + buf.length > this.maxSize && this.size > 0) this.rotate();
+    writeSync(this.fd, buf);
+    this.size += buf.length;
+  }
+
+  private rotate(): void {
+    closeSync(this.fd);
+    const keep = Math.max(this.maxFile, 1);
+    if (keep === 1) rmSync(this.file, { force: true });
+    else {
+      for (let n = keep - 1; n >= 1; n--) {
+        const from = n === 1 ? this.file : `${this.file}.${n - 1}`;
+        if (existsSync(from)) renameSync(from, `${this.file}.${n}`);
+      }
+    }
+    this.fd = openSync(this.file, "a", 0o640);
+    this.size = 0;
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+/** Docker's exit codes for a process the runtime could not exec. */
+export function startFailure(runcLog: string): { message: string; exitCode: number } | undefined {
+  const lines = runcLog
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as { level?: string; msg?: string };
+      } catch {
+        return { level: "error", msg: l };
+      }
+    })
+    .filter((e) => e.level === "error" || e.level === "fatal");
+  const msg = lines.map((e) => e.msg ?? "").find((m) => m.length > 0);
+  if (!msg) return undefined;
+  const detail = msg.replace(/^runc run failed: /, "");
+  let exitCode = 125;
+  if (/exec: "[^"]*": (executable file not found in \$PATH|no such file or directory)/.test(detail))
+    exitCode = 127;
+  else if (/exec: "[^"]*": permission denied|exec format error/.test(detail)) exitCode = 126;
+  return {
+    message: `failed to create shim task: OCI runtime create failed: runc create failed: ${detail}: unknown`,
+    exitCode,
+  };
+}
+
+function checkPortFree(p: PortBinding): Promise<void> {
+  if (p.proto !== "tcp") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          e.code === "EADDRINUSE"
+            ? `driver failed programming external connectivity: Bind for ${p.hostIp}:${p.hostPort} failed: port is already allocated`
+            : `driver failed programming external connectivity: listen ${p.hostIp}:${p.hostPort}: ${e.message}`,
+        ),
+      ),
+    );
+    srv.listen({ port: p.hostPort, host: p.hostIp, exclusive: true }, () => srv.close(() => resolve()));
+  });
+}
+
+function slirpRequest(sock: string, req: unknown): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(sock);
+    let data = "";
+    c.on("connect", () => c.end(JSON.stringify(req)));
+    c.on("data", (d) => {
+      data += d.toString();
+    });
+    c.on("error", reject);
+    c.on("close", () => {
+      try {
+        resolve(JSON.parse(data) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`slirp4netns API: unreadable answer ${JSON.stringify(data)}`));
+      }
+    });
+  });
+}
+
+/** Start slirp4netns on the netns and publish the ports; resolves once it is ready. */
+async function startSlirp(dir: string, netnsPath: string, ports: PortBinding[]): Promise<ChildProcess> {
+  const sock = path.join(dir, "slirp.sock");
+  rmSync(sock, { force: true });
+  const child = spawn(
+    "slirp4netns",
+    [
+      "--configure",
+      "--mtu=65520",
+      "--disable-host-loopback",
+      "--netns-type=path",
+      "--ready-fd=3",
+      "--exit-fd=4",
+      "--api-socket",
+      sock,
+      netnsPath,
+      "tap0",
+    ],
+    { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
+  );
+  const err: Buffer[] = [];
+  child.stderr!.on("data", (c: Buffer) => err.push(c));
+  await new Promise<void>((resolve, reject) => {
+    const ready = child.stdio[3] as NodeJS.ReadableStream;
+    ready.once("data", () => resolve());
+    child.once("error", (e) =>
+      reject(new Error(`bridge network needs slirp4netns (apt-get install slirp4netns): ${e.message}`)),
+    );
+    child.once("exit", () =>
+      reject(new Error(`slirp4netns failed: ${Buffer.concat(err).toString().trim() || "exited"}`)),
+    );
+  });
+  for (const p of ports) {
+    const r = await slirpRequest(sock, {
+      execute: "add_hostfwd",
+      arguments: {
+        proto: p.proto,
+        host_addr: p.hostIp,
+        host_port: p.hostPort,
+        guest_port: p.containerPort,
+      },
+    });
+    if (r.error)
+      throw new Error(
+        `driver failed programming external connectivity: Bind for ${p.hostIp}:${p.hostPort} failed: ${JSON.stringify(r.error)}`,
+      );
+  }
+  return child;
+}
+
+async function main(dir: string): Promise<number> {
+  const cfg = JSON.parse(readFileSync(path.join(dir, SUPERVISOR_CONFIG), "utf8")) as SupervisorConfig;
+  const report = (msg: Record<string, unknown>) => {
+    try {
+      writeSync(3, `${JSON.stringify(msg)}\n`);
+      closeSync(3);
+    } catch {
+      // the starter went away: nothing to tell
+    }
+  };
+  // "attached": stdio are the starting CLI's pipes (foreground run, start -a).
+  const attached = process.argv[3] === "attached";
+  const supervisorStart = processStartTime(process.pid) ?? "";
+  const startedAt = new Date().toISOString();
+  let slirp: ChildProcess | undefined;
+  const netnsPath = cfg.network.netns ? `/var/run/netns/${cfg.network.netns}` : undefined;
+
+  const cleanup = () => {
+    if (slirp && slirp.exitCode === null) slirp.kill("SIGKILL");
+    if (cfg.network.netns) spawnSync("ip", ["netns", "delete", cfg.network.netns], { stdio: "ignore" });
+    spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
+    if (cfg.unmount) {
+      const r = spawnSync("umount", [cfg.unmount], { stdio: "ignore" });
+      if (r.status !== 0) spawnSync("umount", ["-l", cfg.unmount], { stdio: "ignore" });
+    }
+  };
+  const finish = (exitCode: number, error?: string): number => {
+    cleanup();
+    if (cfg.autoRemove) for (const d of cfg.removeDirs) rmSync(d, { recursive: true, force: true });
+    else
+      writeState(dir, {
+        status: "exited",
+        pid: 0,
+        supervisorPid: process.pid,
+        supervisorStart,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        exitCode,
+        ...(error ? { error } : {}),
+      });
+    return exitCode;
+  };
+
+  try {
+    if (cfg.network.mode === "bridge") {
+      for (const p of cfg.network.ports) await checkPortFree(p);
+      const add = spawnSync("ip", ["netns", "add", cfg.network.netns!], { encoding: "utf8" });
+      if (add.status !== 0) throw new Error(`creating the network namespace: ${add.stderr.trim()}`);
+      slirp = await startSlirp(dir, netnsPath!, cfg.network.ports);
+    }
+  } catch (e) {
+    const message = (e as Error).message;
+    report({ error: message, exitCode: 125 });
+    return finish(125, message);
+  }
+
+  const log = new JsonFileLog(cfg.logPath, cfg.logMaxSize, cfg.logMaxFile);
+  const runcLog = path.join(dir, "runc.log");
+  const pidFile = path.join(dir, "init.pid");
+  rmSync(runcLog, { force: true });
+  rmSync(pidFile, { force: true });
+  const runc = spawn(
+    cfg.runtime,
+    [
+      "--root",
+      cfg.runtimeRoot,
+      "--log",
+      runcLog,
+      "--log-format",
+      "json",
+      "run",
+      "--bundle",
+      cfg.bundle,
+      "--pid-file",
+      pidFile,
+      cfg.id,
+    ],
+    { stdio: [attached && cfg.openStdin ? "pipe" : "ignore", "pipe", "pipe"] },
+  );
+  if (runc.stdin) {
+    process.stdin.pipe(runc.stdin);
+    runc.stdin.on("error", () => {});
+  }
+  const out = (stream: "stdout" | "stderr", chunk: Buffer) => {
+    log.write(cfg.tty ? "stdout" : stream, chunk);
+    if (attached) {
+      const dest = stream === "stdout" ? process.stdout : process.stderr;
+      if (dest.writable) dest.write(chunk);
+    }
+  };
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  runc.stdout!.on("data", (c: Buffer) => out("stdout", c));
+  runc.stderr!.on("data", (c: Buffer) => out("stderr", c));
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
+    process.on(sig, () => {
+      // runc run proxies the signals it receives to the container's process.
+      if (runc.exitCode === null) runc.kill(sig);
+    });
+
+  const exited = new Promise<number>((resolve) => {
+    runc.on("error", () => resolve(125));
+    runc.on("close", (code, sig) => resolve(code ?? 128 + (sig === "SIGKILL" ? 9 : 15)));
+  });
+  let started = false;
+  const pid = await Promise.race([
+    (async () => {
+      for (;;) {
+        if (existsSync(pidFile)) {
+          const n = Number(readFileSync(pidFile, "utf8").trim());
+          if (n > 0) return n;
+        }
+        await new Promise((r) => setTimeout(r, 3));
+      }
+    })(),
+    exited.then(() => 0),
+  ]);
+  if (pid > 0) {
+    started = true;
+    writeState(dir, { status: "running", pid, supervisorPid: process.pid, supervisorStart, startedAt });
+    report({ started: true, pid });
+  }
+  let code = await exited;
+  log.close();
+  let error: string | undefined;
+  if (!started || code !== 0) {
+    const failure = startFailure(readFileSafe(runcLog));
+    if (failure && (!started || !existsSync(pidFile))) {
+      code = failure.exitCode;
+      error = failure.message;
+      report({ error: failure.message, exitCode: failure.exitCode });
+    } else if (!started) report({ started: true, pid: 0 });
+  }
+  return finish(code, error);
+}
+
+function readFileSafe(f: string): string {
+  try {
+    return readFileSync(f, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+if (process.argv[1] && /supervisor\.[jt]s$/.test(process.argv[1]) && process.argv[2]) {
+  main(process.argv[2]).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`strata supervisor: ${(e as Error).stack}\n`);
+      process.exit(125);
+    },
+  );
+}
