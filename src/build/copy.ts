@@ -74,6 +74,43 @@ export interface ResolveOptions {
   chmod?: number;
   /** What the instruction is called in messages (COPY, ADD). */
   name: string;
+  /**
+   * Keep the sources' uid/gid when there is no --chown (COPY --from a stage or image, as
+   * BuildKit does); context files are always root's (BuildKit's client resets them).
+   */
+  keepOwner?: boolean;
+}
+
+/**
+ * A source path with its symlinks followed inside the root, the last component included
+ * (BuildKit copies what a source symlink points to; links inside a copied directory stay
+ * links). Absolute targets and `..` never leave the root. Undefined when it leads nowhere.
+ */
+export function followInRoot(entries: ReadonlyMap<string, ContextEntry>, rel: string): string | undefined {
+  let rest = rel.split("/");
+  let out: string[] = [];
+  let hops = 0;
+  while (rest.length) {
+    const seg = rest.shift()!;
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      out.pop();
+      continue;
+    }
+    const cand = [...out, seg].join("/");
+    const e = entries.get(cand);
+    if (!e) return undefined;
+    if (e.type === "symlink") {
+      if (++hops > 255)
+        throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: /${rel}`);
+      const target = e.linkTarget ?? "";
+      if (target.startsWith("/")) out = [];
+      rest = [...target.split("/"), ...rest];
+      continue;
+    }
+    out.push(seg);
+  }
+  return out.join("/");
 }
 
 /**
@@ -93,8 +130,19 @@ export function resolveCopy(
   const absDest = path.posix.isAbsolute(dest) ? dest : path.posix.join(o.workdir || "/", dest);
   const destDirSyntax = dest.endsWith("/") || dest === "." || dest.endsWith("/.");
   const destRel = path.posix.normalize(absDest).replace(/^\/+/, "").replace(/\/$/, "");
-  const matches: { rel: string; entry: ContextEntry }[] = [];
+  /** `rel` is where the bytes are (symlinks followed), `name` the path as matched. */
+  const matches: { rel: string; entry: ContextEntry; name: string }[] = [];
   const all = [...entries.keys()];
+  const notFound = (p: string) =>
+    new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${p}": not found`);
+  const followed = (p: string) => {
+    const real = entries.get(p)?.type === "symlink" ? followInRoot(entries, p) : p;
+    if (real === undefined) throw notFound(p);
+    if (real === "") return { rel: "", entry: rootEntry(), name: p };
+    const e = entries.get(real);
+    if (!e) throw notFound(p);
+    return { rel: real, entry: e, name: p };
+  };
   for (const s of sources) {
     const clean = cleanSource(s);
     if (hasGlob(clean)) {
@@ -103,31 +151,15 @@ export function resolveCopy(
         const ps = p.split("/");
         return ps.length === segs.length && ps.every((x, i) => segs[i]!.test(x));
       });
-      if (!hits.length)
-        throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
-      for (const h of hits) matches.push({ rel: h, entry: entries.get(h)! });
+      if (!hits.length) throw notFound(clean);
+      for (const h of hits) matches.push(followed(h));
     } else if (clean === "") {
-      matches.push({
-        rel: "",
-        entry: {
-          relPath: "",
-          type: "dir",
-          mode: 0o755,
-          uid: 0,
-          gid: 0,
-          size: 0,
-          mtimeMs: 0,
-          dev: 0,
-          ino: 0,
-          nlink: 1,
-          rdev: 0,
-        },
-      });
+      matches.push({ rel: "", entry: rootEntry(), name: "" });
     } else {
-      const e = entries.get(clean);
-      if (!e)
-        throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
-      matches.push({ rel: clean, entry: e });
+      // A path through a symlinked directory is not an entry itself: follow it.
+      const real = entries.has(clean) ? clean : followInRoot(entries, clean);
+      if (real === undefined) throw notFound(clean);
+      matches.push({ ...followed(real), name: clean });
     }
   }
   if ((matches.length > 1 || sources.length > 1) && !destDirSyntax)
@@ -137,8 +169,8 @@ export function resolveCopy(
     );
   const items: CopyItem[] = [];
   const own = (e: ContextEntry) => ({
-    uid: o.chown?.uid ?? 0,
-    gid: o.chown?.gid ?? 0,
+    uid: o.chown?.uid ?? (o.keepOwner ? e.uid : 0),
+    gid: o.chown?.gid ?? (o.keepOwner ? e.gid : 0),
     mode: o.chmod ?? e.mode & 0o7777,
   });
   const add = (rel: string, e: ContextEntry, to: string) => {
@@ -155,8 +187,23 @@ export function resolveCopy(
       items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
     else if (e.type === "dir") items.push({ ...base, type: "dir", size: 0 });
   };
+  const destDirs = new Set<string>();
   for (const m of matches) {
     if (m.entry.type === "dir") {
+      // The destination directory exists afterwards even for an empty source (0755, the
+      // --chown owner or root; an existing one keeps its metadata).
+      if (destRel && !destIsDir(destRel) && !destDirs.has(destRel)) {
+        destDirs.add(destRel);
+        items.push({
+          dest: destRel,
+          type: "dir",
+          mode: 0o755,
+          uid: o.chown?.uid ?? 0,
+          gid: o.chown?.gid ?? 0,
+          mtimeMs: m.entry.mtimeMs,
+          size: 0,
+        });
+      }
       // The directory's contents go into the destination.
       const prefix = m.rel === "" ? "" : `${m.rel}/`;
       for (const p of all) {
@@ -169,14 +216,30 @@ export function resolveCopy(
     const intoDir = destDirSyntax || matches.length > 1 || destIsDir(destRel);
     const to = intoDir
       ? destRel
-        ? `${destRel}/${path.posix.basename(m.rel)}`
-        : path.posix.basename(m.rel)
+        ? `${destRel}/${path.posix.basename(m.name)}`
+        : path.posix.basename(m.name)
       : destRel;
     if (!to) throw new StrataError("INVALID_ARGUMENT", `cannot copy a file to /`);
     add(m.rel, m.entry, to);
   }
   items.sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
   return items;
+}
+
+function rootEntry(): ContextEntry {
+  return {
+    relPath: "",
+    type: "dir",
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtimeMs: 0,
+    dev: 0,
+    ino: 0,
+    nlink: 1,
+    rdev: 0,
+  };
 }
 
 /**
