@@ -573,7 +573,8 @@ export class Builder {
     const missing = missingDirs(tree, rel);
     const history: History = { created_by: `WORKDIR ${wd}`, comment: "buildkit.dockerfile.v0" };
     if (!missing.length) {
-      b.progress.done(v);
+      // Nothing to create, but a cache record all the same: a rebuild shows CACHED, as BuildKit's does.
+      await this.cached(h("workdir", s.chain, wd), !!b.req.noCache, v, b.progress, async () => null);
       return this.withLayer(s, null, { ...history, created: latestCreated(s.history) });
     }
     const owner = cc.User ? await this.ownerFor(s, cc.User) : { uid: 0, gid: 0 };
