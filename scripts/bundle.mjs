@@ -4,7 +4,11 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: ["src/main.ts"],
+  // The container supervisor is a second entry: it runs as its own process (see src/runtime/supervisor.ts).
+  entryPoints: [
+    { in: "src/main.ts", out: "main" },
+    { in: "src/runtime/supervisor.ts", out: "supervisor" },
+  ],
   bundle: true,
   platform: "node",
   format: "esm",

@@ -12,6 +12,7 @@ PKGS=(
   docker-registry apache2-utils  # CNCF distribution registry, htpasswd
   wrk hyperfine                  # benchmarks
   attr                           # setfattr/getfattr: overlay whiteouts and opaque dirs
+  slirp4netns iproute2           # container bridge network (userspace, -p publishing), ip netns
   tar gzip bzip2 xz-utils openssl ca-certificates
 )
 missing=()

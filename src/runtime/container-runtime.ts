@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { StrataError } from "../util/index.js";
 import { SUPERVISOR_CONFIG, type SupervisorConfig } from "./supervisor.js";
@@ -29,21 +30,20 @@ export async function startSupervisor(
   const { promises: fsp } = await import("node:fs");
   const path = await import("node:path");
   await fsp.writeFile(path.join(containerDir, SUPERVISOR_CONFIG), JSON.stringify(cfg));
+  // A detached supervisor's own errors go to supervisor.log in the container's directory.
+  const errFd = opts.attach ? undefined : openSync(path.join(containerDir, "supervisor.log"), "a");
   const child = spawn(
     process.execPath,
     [SUPERVISOR_SCRIPT, containerDir, ...(opts.attach ? ["attached"] : [])],
     {
       detached: true,
-      stdio: [
-        opts.attach ? "pipe" : "ignore",
-        opts.attach ? "pipe" : "ignore",
-        opts.attach ? "pipe" : "ignore",
-        "pipe",
-      ],
+      stdio: [opts.attach ? "pipe" : "ignore", opts.attach ? "pipe" : "ignore", errFd ?? "pipe", "pipe"],
       cwd: "/",
     },
   );
+  if (errFd !== undefined) closeSync(errFd);
   const report = child.stdio[3] as NodeJS.ReadableStream;
+  let spawnError: string | undefined;
   const text = await new Promise<string>((resolve) => {
     let buf = "";
     report.on("data", (c: Buffer) => {
@@ -51,7 +51,10 @@ export async function startSupervisor(
     });
     report.on("end", () => resolve(buf));
     report.on("error", () => resolve(buf));
-    child.on("error", () => resolve(buf));
+    child.on("error", (e) => {
+      spawnError = e.message;
+      resolve(buf);
+    });
   });
   const line = text.split("\n").find(Boolean);
   let msg: { started?: boolean; pid?: number; error?: string; exitCode?: number } = {};
@@ -61,6 +64,16 @@ export async function startSupervisor(
     msg = { error: `supervisor: ${line}` };
   }
   if (!msg.started) {
+    if (!msg.error) {
+      const exit = await new Promise<string>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null)
+          resolve(`exit status ${child.exitCode ?? child.signalCode}`);
+        else child.once("exit", (c, sig) => resolve(`exit status ${c ?? sig}`));
+        setTimeout(() => resolve("still running"), 2000).unref();
+      });
+      const log = await fsp.readFile(path.join(containerDir, "supervisor.log"), "utf8").catch(() => "");
+      msg.error = `the container supervisor exited before the container started (${spawnError ?? exit})${log ? `: ${log.trim().split("\n").slice(-3).join(" ")}` : ""}`;
+    }
     const err = new StrataError(
       "CONTAINER_START_FAILED",
       msg.error ?? "the container supervisor exited before the container started",

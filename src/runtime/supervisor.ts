@@ -22,6 +22,7 @@ import {
   closeSync,
   existsSync,
   fstatSync,
+  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -219,9 +220,15 @@ function slirpRequest(sock: string, req: unknown): Promise<Record<string, unknow
   });
 }
 
+function slirpSocket(id: string): string {
+  return `/run/strata/slirp/${id.slice(0, 16)}.sock`;
+}
+
 /** Start slirp4netns on the netns and publish the ports; resolves once it is ready. */
 async function startSlirp(dir: string, netnsPath: string, ports: PortBinding[]): Promise<ChildProcess> {
-  const sock = path.join(dir, "slirp.sock");
+  // Unix socket paths are limited to 107 bytes: a short one under /run, not the container dir.
+  const sock = slirpSocket(path.basename(dir));
+  mkdirSync(path.dirname(sock), { recursive: true });
   rmSync(sock, { force: true });
   const child = spawn(
     "slirp4netns",
@@ -247,8 +254,12 @@ async function startSlirp(dir: string, netnsPath: string, ports: PortBinding[]):
     child.once("error", (e) =>
       reject(new Error(`bridge network needs slirp4netns (apt-get install slirp4netns): ${e.message}`)),
     );
-    child.once("exit", () =>
-      reject(new Error(`slirp4netns failed: ${Buffer.concat(err).toString().trim() || "exited"}`)),
+    child.once("exit", (code, sig) =>
+      reject(
+        new Error(
+          `slirp4netns failed (exit status ${code ?? sig}): ${Buffer.concat(err).toString().trim() || "no message"}`,
+        ),
+      ),
     );
   });
   for (const p of ports) {
@@ -288,6 +299,7 @@ async function main(dir: string): Promise<number> {
 
   const cleanup = () => {
     if (slirp && slirp.exitCode === null) slirp.kill("SIGKILL");
+    if (slirp) rmSync(slirpSocket(cfg.id), { force: true });
     if (cfg.network.netns) spawnSync("ip", ["netns", "delete", cfg.network.netns], { stdio: "ignore" });
     spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
     if (cfg.unmount) {
