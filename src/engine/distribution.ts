@@ -4,9 +4,15 @@ import path from "node:path";
 import { PassThrough, type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { z } from "zod";
 import { TarScanner } from "../layer/index.js";
-import { type Digest, layerCompression, parsePlatform } from "../oci/index.js";
+import {
+  type Digest,
+  diffIdsOf,
+  type ImageConfig,
+  layerCompression,
+  type Parsed,
+  parsePlatform,
+} from "../oci/index.js";
 import {
   DOCKER_HUB_INDEX_SERVER,
   familiarName,
@@ -51,17 +57,36 @@ export type { ProgressEvent, SearchResult };
  * Strata's own settings for registries, in a JSON file with the names of Docker's
  * daemon.json: `insecure-registries`, `max-concurrent-downloads`, `max-concurrent-uploads`,
  * and `certs-dir` (default /etc/docker/certs.d, Docker's). `keep-compressed-layers` (default
- * true) keeps a pulled layer's compressed blob beside the uncompressed one, so pushing it
- * again needs no recompression.
+ * false) also stores a pulled layer's compressed blob, so pushing it to another registry
+ * needs no recompression; it costs a second write of every layer, so it is off unless asked.
  */
-const configSchema = z.looseObject({
-  "insecure-registries": z.array(z.string()).optional(),
-  "max-concurrent-downloads": z.number().int().min(1).max(100).optional(),
-  "max-concurrent-uploads": z.number().int().min(1).max(100).optional(),
-  "certs-dir": z.string().optional(),
-  "keep-compressed-layers": z.boolean().optional(),
-});
-export type DistributionConfig = z.infer<typeof configSchema>;
+export interface DistributionConfig {
+  "insecure-registries"?: string[];
+  "max-concurrent-downloads"?: number;
+  "max-concurrent-uploads"?: number;
+  "certs-dir"?: string;
+  "keep-compressed-layers"?: boolean;
+}
+
+/** Check the config's known keys (others pass, as in daemon.json). */
+function validateConfig(data: unknown, file: string): DistributionConfig {
+  const bad = (key: string, want: string) =>
+    new StrataError("INVALID_JSON", `${file}: ${key}: expected ${want}`);
+  if (typeof data !== "object" || data === null || Array.isArray(data)) throw bad("(root)", "an object");
+  const c = data as Record<string, unknown>;
+  const ir = c["insecure-registries"];
+  if (ir !== undefined && (!Array.isArray(ir) || ir.some((x) => typeof x !== "string")))
+    throw bad("insecure-registries", "an array of strings");
+  for (const k of ["max-concurrent-downloads", "max-concurrent-uploads"]) {
+    const v = c[k];
+    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 100))
+      throw bad(k, "an integer from 1 to 100");
+  }
+  if (c["certs-dir"] !== undefined && typeof c["certs-dir"] !== "string") throw bad("certs-dir", "a string");
+  if (c["keep-compressed-layers"] !== undefined && typeof c["keep-compressed-layers"] !== "boolean")
+    throw bad("keep-compressed-layers", "a boolean");
+  return c as DistributionConfig;
+}
 
 /** `$STRATA_CONFIG`, else /etc/strata/config.json as root, else `$XDG_CONFIG_HOME/strata/config.json`. */
 export function strataConfigFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -84,12 +109,7 @@ export async function loadDistributionConfig(file: string): Promise<Distribution
   } catch (e) {
     throw new StrataError("INVALID_JSON", `${file}: ${errorMessage(e)}`, { cause: e });
   }
-  const r = configSchema.safeParse(data);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new StrataError("INVALID_JSON", `${file}: ${i.path.join(".")}: ${i.message}`);
-  }
-  return r.data;
+  return validateConfig(data, file);
 }
 
 export interface DistributionOptions {
@@ -237,7 +257,7 @@ export class DistributionService {
         });
         const r = await this.pullImage(image, target, {
           concurrency: client.opts.maxConcurrentDownloads,
-          keepCompressed: cfg["keep-compressed-layers"] ?? true,
+          keepCompressed: cfg["keep-compressed-layers"] ?? false,
           emit,
           signal: opts.signal,
         });
@@ -327,9 +347,9 @@ export class DistributionService {
     for (const t of tags) {
       const img = doc.images[doc.tags[t]!];
       if (!img) continue;
-      const cfg = await this.store.image(img.id, doc);
-      for (const l of cfg.layers)
-        for (const v of doc.layers[l.diffId]?.compressed ?? [])
+      const cfg = await this.localConfig(img.id);
+      for (const diffId of diffIdsOf(cfg.value))
+        for (const v of doc.layers[diffId]?.compressed ?? [])
           for (const s of v.sources ?? []) {
             const { domain, path: p } = splitDomain(s);
             if (domain === ref.domain && p !== ref.path) mountFrom.add(p);
@@ -344,13 +364,13 @@ export class DistributionService {
       for (const t of tags) {
         const tag = parseNormalizedNamed(t).tag!;
         const id = doc.tags[t]!;
-        const image = await this.store.image(id, doc);
-        const layers: PushLayer[] = image.layers.map((l) => this.pushLayer(doc, l.diffId, repoName));
+        const config = await this.localConfig(id);
+        const layers: PushLayer[] = diffIdsOf(config.value).map((d) => this.pushLayer(doc, d, repoName));
         const learnt: PushedLayer[] = [];
         try {
           const r = await pushImage(
             repo,
-            { config: image.config, layers, tag },
+            { config, layers, tag },
             {
               concurrency: client.opts.maxConcurrentUploads,
               chunkSize: client.opts.chunkSize,
@@ -381,6 +401,15 @@ export class DistributionService {
     } finally {
       await client.close();
     }
+  }
+
+  /**
+   * An image's config from the store. It was validated when it came in and the blob is named
+   * by its digest, so it is only parsed here (the CLI does not load the schema validator).
+   */
+  private async localConfig(id: Digest): Promise<Parsed<ImageConfig>> {
+    const raw = await this.store.content.readSmall(id);
+    return { value: JSON.parse(raw.toString("utf8")) as ImageConfig, raw, digest: id };
   }
 
   /** Describe one stored layer to the push primitive: its known compressed forms and openers. */
@@ -430,6 +459,11 @@ export class DistributionService {
     }
     const storedIn = auth ? await config.store(key, auth) : { file: config.file };
     return { serverAddress: key, storedIn };
+  }
+
+  /** Are credentials for this server (Docker Hub by default) stored in Docker's config or a helper? */
+  async hasStoredCredentials(server: string | undefined): Promise<boolean> {
+    return (await this.dockerConfig().get(loginServer(server).key)) !== undefined;
   }
 
   /** `logout [SERVER]`: the server as docker names it, and whether credentials were removed. */

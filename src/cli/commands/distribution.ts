@@ -157,8 +157,7 @@ function defineLogin(cmd: Command, ctx: Context) {
       const d = engine.distribution;
       if (username === undefined && password === undefined) {
         // docker first tries what is stored, then asks.
-        const stored = await d.dockerConfig().get(loginServer(server).key);
-        if (stored) {
+        if (await d.hasStoredCredentials(server)) {
           ctx.io.out.write("Authenticating with existing credentials...\n");
           try {
             await d.login(server, undefined);

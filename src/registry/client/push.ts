@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { type Readable, Transform } from "node:stream";
-import { gzipCompressor } from "../../layer/index.js";
 import {
   type Descriptor,
   type Digest,
@@ -11,6 +10,7 @@ import {
 } from "../../oci/index.js";
 import { splitDomain } from "../../reference/index.js";
 import { isStrataError, StrataError } from "../../util/index.js";
+import { parallelGzip } from "./gzip.js";
 import { Limiter } from "./limiter.js";
 import { noProgress, type ProgressSink, ProgressThrottle, update } from "./progress.js";
 import type { RepositoryClient } from "./registry.js";
@@ -64,7 +64,10 @@ export interface PushImageOptions {
   concurrency: number;
   /** Bytes per PATCH for blobs compressed on the fly (raised to the registry's OCI-Chunk-Min-Length). */
   chunkSize: number;
-  /** The compressor for layers without a usable compressed form; gzip level 1 by default. */
+  /**
+   * The compressor for layers without a usable compressed form: by default gzip level 1 on
+   * every core (ParallelGzip), with incompressible blocks stored.
+   */
   compress?: () => Transform;
   onProgress?: ProgressSink;
   /** Told as soon as a layer is done (so the consumer can record what it learnt). */
@@ -304,7 +307,7 @@ async function upload(
   }
   // Compress now, hashing as we go, and send the output in chunks as it comes.
   const tar = await l.openTar();
-  const compressor = (opts.compress ?? gzipCompressor)();
+  const compressor = (opts.compress ?? parallelGzip)();
   const throttle = new ProgressThrottle(emit, id, "Pushing", l.size);
   let read = 0;
   tar.on("data", (c: Buffer) => throttle.update((read += c.length)));
@@ -334,10 +337,12 @@ async function upload(
       size += c.length;
       parts.push(c);
       partLen += c.length;
-      if (partLen >= chunkSize) {
-        const chunk = Buffer.concat(parts, partLen);
-        parts = [];
-        partLen = 0;
+      while (partLen >= chunkSize) {
+        // Exactly chunkSize bytes per PATCH; the rest starts the next chunk.
+        const all = Buffer.concat(parts, partLen);
+        const chunk = all.subarray(0, chunkSize);
+        parts = partLen > chunkSize ? [all.subarray(chunkSize)] : [];
+        partLen -= chunkSize;
         // One chunk in flight while the next one fills.
         await inflight;
         inflight = send(chunk);

@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import tls from "node:tls";
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { errorMessage, isErrno, readAllLimited, StrataError } from "../../util/index.js";
 import type { ResolvedClientOptions } from "./options.js";
 
@@ -137,6 +137,11 @@ export class Transport {
       }
       if (this.insecureTls.has(url.host)) connect.rejectUnauthorized = false;
     }
+    // undici is loaded on first use: commands that never reach a registry do not pay for it.
+    const undici = (await import("undici")) as typeof import("undici") & {
+      default?: typeof import("undici");
+    };
+    const Agent = undici.Agent ?? undici.default!.Agent;
     return new Agent({
       connect,
       headersTimeout: t.headersMs,

@@ -119,7 +119,7 @@ describe.skipIf(!need.ok)("push and pull with CNCF distribution (anonymous)", ()
     const again = await run(rootA, ["pull", `${reg.host}/rt/busybox:1`]);
     expect(again.stdout).toContain(`${layer}: Already exists`);
     expect(again.stdout).toContain(`Status: Image is up to date for ${reg.host}/rt/busybox:1`);
-    // The pulled compressed blob was kept: the push that follows needs no compression.
+    // The pulled layer's compressed digest was remembered: the push that follows needs no compression.
     const repush = await run(rootA, ["push", `${reg.host}/rt/busybox:1`]);
     expect(repush.stdout).toContain(`1: digest: ${pushed} size: `);
   });

@@ -145,14 +145,15 @@ describe.skipIf(!need.ok)("uploads", () => {
   });
 
   it("stored compressed bytes go up in one monolithic PUT (no PATCH, no recompression)", async () => {
-    // Pull from distribution (the compressed blob is kept), push to Strata's registry.
+    // Pull from distribution keeping the compressed blob (Strata's config), push to Strata's registry.
+    const keep = clientEnv({ "keep-compressed-layers": true });
     const other = path.join(dir, "other");
-    expect((await run(["pull", `${dist.host}/up/big:1`], other)).code).toBe(0);
-    expect((await run(["tag", `${dist.host}/up/big:1`, `${strataProxy.host}/mono/big:1`], other)).code).toBe(
-      0,
-    );
+    const inOther = (args: string[]) => strata(other, args, { env: keep.env });
+    expect((await inOther(["pull", `${dist.host}/up/big:1`])).code).toBe(0);
+    expect((await inOther(["tag", `${dist.host}/up/big:1`, `${strataProxy.host}/mono/big:1`])).code).toBe(0);
     strataProxy.requests.length = 0;
-    const r = await run(["push", `${strataProxy.host}/mono/big:1`], other);
+    const r = await inOther(["push", `${strataProxy.host}/mono/big:1`]);
+    rmSync(keep.dir, { recursive: true, force: true });
     expect(r.stderr).toBe("");
     expect(patches(strataProxy.requests, "mono/big")).toEqual([]);
     const puts = strataProxy.requests.filter(

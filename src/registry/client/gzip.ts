@@ -1,0 +1,177 @@
+import os from "node:os";
+import { Transform, type TransformCallback } from "node:stream";
+import zlib from "node:zlib";
+
+export interface ParallelGzipOptions {
+  /** zlib level for compressible blocks. Default 1: push time is on the critical path. */
+  level?: number;
+  /** Bytes per independently compressed block. Default 1 MiB (pigz uses 128 KiB; bigger keeps the ratio). */
+  blockSize?: number;
+  /** Blocks compressed at once on libuv's thread pool. Default: the CPUs available. */
+  concurrency?: number;
+  /** Store blocks whose sampled byte entropy says they will not shrink. Default true. */
+  storeIncompressible?: boolean;
+}
+
+const WINDOW = 32 * 1024;
+/** 10-byte gzip header: deflate, no flags, mtime 0, no extra flags, OS unix (what zlib writes). */
+const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]);
+/** Above this many bits per byte (of 8) a block is treated as already compressed. */
+const ENTROPY_LIMIT = 7.5;
+
+/**
+ * Order-0 entropy (bits per byte) of 64 evenly spaced 256-byte samples: random and
+ * already-compressed data come out near 8, text near 4.5, executables near 6.
+ */
+export function sampledEntropy(block: Buffer): number {
+  const counts = new Uint32Array(256);
+  const span = 256;
+  const samples = block.length <= 64 * span ? 1 : 64;
+  const step = samples === 1 ? 0 : Math.floor((block.length - span) / (samples - 1));
+  let total = 0;
+  for (let s = 0; s < samples; s++) {
+    const start = s * step;
+    const end = samples === 1 ? block.length : start + span;
+    for (let i = start; i < end; i++) counts[block[i]!]!++;
+    total += end - start;
+  }
+  let h = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / total;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+/**
+ * Deflate "stored" blocks for `data` (at most 65535 bytes each), starting byte-aligned as
+ * they do after a sync flush: a 1-byte header (BFINAL, BTYPE 00, padding), LEN and NLEN.
+ */
+export function storedBlocks(data: Buffer, final: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  let off = 0;
+  do {
+    const len = Math.min(65535, data.length - off);
+    const last = off + len >= data.length;
+    const h = Buffer.alloc(5);
+    h[0] = final && last ? 1 : 0;
+    h.writeUInt16LE(len, 1);
+    h.writeUInt16LE(~len & 0xffff, 3);
+    out.push(h, data.subarray(off, off + len));
+    off += len;
+  } while (off < data.length);
+  return out;
+}
+
+interface Job {
+  done: Promise<Buffer[]>;
+}
+
+/**
+ * A gzip compressor that uses every core, as pigz does: the input is cut into fixed blocks,
+ * each deflated on the thread pool with the previous 32 KiB as its dictionary and ended
+ * with a sync flush, so the pieces join into one ordinary gzip member (any gunzip reads
+ * it); CRC-32 and length go in the trailer. Blocks that sampling shows to be incompressible
+ * (already-compressed files, random data) are written as stored blocks, skipping the work
+ * deflate would waste on them. Output depends only on the input and zlib's version.
+ */
+export class ParallelGzip extends Transform {
+  private readonly level: number;
+  private readonly blockSize: number;
+  private readonly concurrency: number;
+  private readonly storeIncompressible: boolean;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private prev?: Buffer;
+  private crc = 0;
+  private length = 0;
+  private readonly jobs: Job[] = [];
+  private headerSent = false;
+
+  constructor(opts: ParallelGzipOptions = {}) {
+    super({ readableHighWaterMark: 4 << 20, writableHighWaterMark: 1 << 20 });
+    this.level = opts.level ?? 1;
+    this.blockSize = opts.blockSize ?? 1 << 20;
+    this.concurrency = Math.max(1, opts.concurrency ?? os.availableParallelism());
+    this.storeIncompressible = opts.storeIncompressible ?? true;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.pending.push(chunk);
+    this.pendingLen += chunk.length;
+    this.drainInput(false).then(() => cb(), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.drainInput(true)
+      .then(async () => {
+        while (this.jobs.length) await this.emitOldest();
+        const trailer = Buffer.alloc(8);
+        trailer.writeUInt32LE(this.crc >>> 0, 0);
+        trailer.writeUInt32LE(this.length % 2 ** 32, 4);
+        this.push(trailer);
+      })
+      .then(() => cb(), cb);
+  }
+
+  /** Cut full blocks (and at the end the rest) and queue them, keeping `concurrency` in flight. */
+  private async drainInput(end: boolean): Promise<void> {
+    while (this.pendingLen >= this.blockSize || (end && !this.finalQueued)) {
+      const size = Math.min(this.blockSize, this.pendingLen);
+      const block = this.cut(size);
+      const final = end && this.pendingLen === 0;
+      if (final) this.finalQueued = true;
+      if (this.jobs.length >= this.concurrency) await this.emitOldest();
+      this.jobs.push({ done: this.compress(block, final) });
+    }
+  }
+
+  private finalQueued = false;
+
+  private cut(n: number): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLen);
+    const block = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.pending = rest.length ? [rest] : [];
+    this.pendingLen = rest.length;
+    return block;
+  }
+
+  private compress(block: Buffer, final: boolean): Promise<Buffer[]> {
+    this.crc = zlib.crc32(block, this.crc);
+    this.length += block.length;
+    const dictionary =
+      this.prev && this.prev.length > WINDOW ? this.prev.subarray(this.prev.length - WINDOW) : this.prev;
+    this.prev = block;
+    if (this.storeIncompressible && block.length >= 4096 && sampledEntropy(block) > ENTROPY_LIMIT)
+      return Promise.resolve(storedBlocks(block, final));
+    return new Promise((resolve, reject) => {
+      zlib.deflateRaw(
+        block,
+        {
+          level: this.level,
+          ...(dictionary?.length ? { dictionary } : {}),
+          finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+        },
+        (err, out) => (err ? reject(err) : resolve([out])),
+      );
+    });
+  }
+
+  private async emitOldest(): Promise<void> {
+    const job = this.jobs.shift();
+    if (!job) return;
+    const parts = await job.done;
+    if (!this.headerSent) {
+      this.headerSent = true;
+      this.push(HEADER);
+    }
+    for (const p of parts) this.push(p);
+  }
+}
+
+/** A gzip Transform using every core (see ParallelGzip). */
+export function parallelGzip(opts?: ParallelGzipOptions): ParallelGzip {
+  return new ParallelGzip(opts);
+}
