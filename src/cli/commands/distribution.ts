@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { loginServer, type ProgressEvent, type SearchResult } from "../../engine/index.js";
+import type { ProgressEvent, SearchResult } from "../../engine/index.js";
 import { isNameOnly, parseNormalizedNamed } from "../../reference/index.js";
 import { StrataError } from "../../util/index.js";
 import type { Context } from "../context.js";
