@@ -161,17 +161,11 @@ export class Builder {
       targetPlatform: platform,
     };
     const first = expandStages(df, expandOpts);
-    const stageNames = new Set(first.stages.map((s) => s.name).filter(Boolean));
     const bases = new Map<string, BaseImage>();
     for (const st of first.stages) {
       const name = st.baseName;
-      if (
-        st.baseStage !== undefined ||
-        name === "scratch" ||
-        stageNames.has(name.toLowerCase()) ||
-        bases.has(name)
-      )
-        continue;
+      // A FROM names a stage only if it was defined before; a later stage's name is an image (BuildKit).
+      if (st.baseStage !== undefined || name === "scratch" || bases.has(name)) continue;
       const v = progress.start(`[internal] load metadata for ${name}`);
       try {
         bases.set(name, await this.resolver.resolve(name, { pull: !!req.pull, platform }));
