@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { Writable } from "node:stream";
 import {
   type AddCommand,
   type Command,
@@ -243,11 +244,18 @@ export class Builder {
 
     // 4. Stages, each a promise; a stage waits only for those it uses.
     const results = new Map<number, Promise<StageState>>();
+    // When one stage fails the others are canceled, and awaited: their RUNs stop and their
+    // snapshots are unmounted and removed before the build reports the failure.
+    const stop = new AbortController();
+    const stageReq = {
+      ...req,
+      signal: req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal,
+    };
     const runStage = (st: ExpandedStage): Promise<StageState> => {
       let p = results.get(st.index);
       if (!p) {
         p = this.buildStage(st, expanded.stages, {
-          req,
+          req: stageReq,
           progress,
           bases,
           loadContext,
@@ -266,6 +274,10 @@ export class Builder {
     try {
       final = await runStage(targetStage);
       await Promise.all(all);
+    } catch (e) {
+      stop.abort(e);
+      await Promise.allSettled(all);
+      throw e;
     } finally {
       await statCache.save().catch(() => {});
     }
@@ -362,13 +374,15 @@ export class Builder {
     if (st.baseStage === undefined && st.baseName !== "scratch") state.config.config.OnBuild = null;
     progress.done(vf);
 
-    for (const ins of st.instructions) {
+    for (const [i, ins] of st.instructions.entries()) {
       b.req.signal?.throwIfAborted();
       const c = ins.command;
       if (["run", "copy", "add", "workdir"].includes(c.kind)) step++;
       const name = `${label(step)} ${displayOf(ins)}`;
+      // A RUN later in the stage will need this step's layer unpacked.
+      const laterRun = st.instructions.slice(i + 1).some((x) => x.command.kind === "run");
       try {
-        state = await this.dispatch(ins, state, name, stages, b);
+        state = await this.dispatch(ins, state, name, stages, b, laterRun);
       } catch (e) {
         const where = `${b.req.dockerfile.name}:${c.location.startLine}`;
         if (e instanceof StrataError && !e.message.startsWith(`${b.req.dockerfile.name}:`)) {
@@ -388,6 +402,7 @@ export class Builder {
     name: string,
     stages: ExpandedStage[],
     b: Parameters<Builder["buildStage"]>[2],
+    laterRun = false,
   ): Promise<StageState> {
     const c = ins.command;
     const cc = (s.config.config ??= {}) as ContainerConfig & Record<string, unknown>;
@@ -483,7 +498,7 @@ export class Builder {
         return this.workdir(ins as ExpandedInstruction<typeof c>, s, name, b);
       case "copy":
       case "add":
-        return this.copy(ins as ExpandedInstruction<CopyCommand | AddCommand>, s, name, stages, b);
+        return this.copy(ins as ExpandedInstruction<CopyCommand | AddCommand>, s, name, stages, b, laterRun);
       case "run":
         return this.run(ins as ExpandedInstruction<RunCommand>, s, name, b);
     }
@@ -619,6 +634,7 @@ export class Builder {
     name: string,
     stages: ExpandedStage[],
     b: Parameters<Builder["buildStage"]>[2],
+    laterRun = false,
   ): Promise<StageState> {
     const c = ins.command;
     const cc = s.config.config ?? {};
@@ -744,9 +760,22 @@ export class Builder {
         ]),
         newDirs.map((d) => d.dest),
       );
-      const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () =>
-        items.length || newDirs.length ? this.store.ingestLayer(copyLayerStream(items, newDirs)) : null,
-      );
+      const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
+        if (!items.length && !newDirs.length) return null;
+        // With a RUN ahead, unpack the layer into its snapshot in the same pass (on the
+        // other core) rather than reading the blob back later.
+        const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
+        try {
+          const layer = await this.store.ingestLayer(copyLayerStream(items, newDirs), {
+            tees: tee ? [tee.sink as Writable] : [],
+          });
+          if (tee) await tee.commit(chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
+          return layer;
+        } catch (e) {
+          await tee?.abort();
+          throw e;
+        }
+      });
       const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
       for (const it of [...newDirs, ...items]) {
         if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
@@ -960,6 +989,18 @@ export class Builder {
             throw Object.assign(new StrataError("IO_ERROR", msg), { tail });
           }
           for (const st of stubs) await fsp.rm(path.join(snap.upper, st), { recursive: true, force: true });
+          // Directories overlayfs copied up only because the runtime put a mount point in them
+          // (/etc for resolv.conf) and that the process left empty: not part of the change.
+          for (const p of stubPaths) {
+            const parts = path.posix.normalize(p).split("/").filter(Boolean);
+            for (let i = parts.length - 1; i >= 1; i--) {
+              const dir = parts.slice(0, i).join("/");
+              const up = path.join(snap.upper, dir);
+              const listing = await fsp.readdir(up).catch(() => undefined);
+              if (!listing || listing.length > 0 || !lowers.some((l) => existsSync(path.join(l, dir)))) break;
+              await fsp.rmdir(up).catch(() => {});
+            }
+          }
           const opaque = await findOpaqueDirs(snap.upper);
           const layer = await this.store.ingestLayer(diffUpper(snap.upper, opaque), { what: "RUN layer" });
           if (layer.contentSize === 0 && (await isEmptyDiff(snap.upper))) {
@@ -981,7 +1022,8 @@ export class Builder {
         comment: "buildkit.dockerfile.v0",
       });
     } catch (e) {
-      b.progress.error(v, errorMessage(e));
+      // Stopped because another stage failed (or the build was interrupted): say so, not "exit code: 137".
+      b.progress.error(v, b.req.signal?.aborted ? "canceled" : errorMessage(e));
       throw e;
     }
   }

@@ -140,6 +140,68 @@ export class Snapshotter {
     }
   }
 
+  /**
+   * A sink that unpacks a layer tar while it is being written elsewhere (the builder's
+   * COPY feeds the same bytes to the store and here): no second read of the blob when a
+   * later RUN needs the layer unpacked. `commit(chainId)` keeps it once the layer's digest
+   * is known; `abort()` drops it. The layer must have no whiteouts (COPY layers have none).
+   */
+  async unpackTee(): Promise<{
+    sink: NodeJS.WritableStream;
+    commit(chainId: Digest): Promise<void>;
+    abort(): Promise<void>;
+  }> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+    await fsp.mkdir(path.join(tmp, "fs"), { recursive: true });
+    const p = spawn(
+      "tar",
+      [
+        "-x",
+        "-f",
+        "-",
+        "-C",
+        path.join(tmp, "fs"),
+        "--numeric-owner",
+        "-p",
+        "--same-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+      ],
+      {
+        stdio: ["pipe", "ignore", "pipe"],
+      },
+    );
+    const err: Buffer[] = [];
+    p.stderr!.on("data", (c: Buffer) => err.push(c));
+    const exited = new Promise<number>((resolve) => p.on("close", (c) => resolve(c ?? 1)));
+    p.stdin!.on("error", () => {}); // tar's own exit status reports the failure
+    return {
+      sink: p.stdin!,
+      commit: async (chainId) => {
+        const code = await exited;
+        if (code !== 0) {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          throw new StrataError(
+            "IO_ERROR",
+            `unpacking the layer failed: ${Buffer.concat(err).toString().trim()}`,
+          );
+        }
+        const dest = path.join(this.dir, digestHex(chainId));
+        try {
+          await fsp.rename(tmp, dest);
+        } catch {
+          await fsp.rm(tmp, { recursive: true, force: true }); // already unpacked by someone else
+        }
+      },
+      abort: async () => {
+        p.kill();
+        await exited;
+        await fsp.rm(tmp, { recursive: true, force: true });
+      },
+    };
+  }
+
   /** A writable overlay over the chain (or an empty root for scratch). */
   async prepare(lowers: string[]): Promise<ActiveSnapshot> {
     const base = path.join(this.dir, `active-${process.pid}-${randomBytes(4).toString("hex")}`);

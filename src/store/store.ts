@@ -1,5 +1,6 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import type { Writable } from "node:stream";
 import type { Image, Layer } from "../image/index.js";
 import { type LayerIndex, TarScanner } from "../layer/index.js";
 import {
@@ -88,12 +89,12 @@ export class Store {
    */
   async ingestLayer(
     tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
-    opts: { expectedDiffId?: Digest; what?: string; signal?: AbortSignal } = {},
+    opts: { expectedDiffId?: Digest; what?: string; signal?: AbortSignal; tees?: Writable[] } = {},
   ): Promise<LayerRecord> {
     const scanner = new TarScanner({ what: opts.what ?? "layer", collectIndex: true });
     const r = await this.content.ingest(tar, {
       expected: opts.expectedDiffId ? { digest: opts.expectedDiffId } : undefined,
-      tees: [scanner],
+      tees: [scanner, ...(opts.tees ?? [])],
       what: opts.what ?? "layer",
       signal: opts.signal,
     });
