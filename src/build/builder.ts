@@ -272,8 +272,10 @@ export class Builder {
     const all = expanded.stages.map((s) => runStage(s));
     let final: StageState;
     try {
-      final = await runStage(targetStage);
+      // Promise.all first: it handles every stage's rejection at once (a stage failing while the
+      // target still waits for another was an unhandled rejection, a crash).
       await Promise.all(all);
+      final = await runStage(targetStage);
     } catch (e) {
       stop.abort(e);
       await Promise.allSettled(all);
