@@ -154,6 +154,12 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
           const quiet = o.quiet || o.progress === "quiet";
           const progress = new PlainProgress(quiet ? undefined : ctx.io.err);
           let result: Awaited<ReturnType<typeof engine.builder.build>>;
+          // Ctrl-C or SIGTERM cancels the build: the running step's container is killed and every
+          // snapshot unmounted and removed before the command exits.
+          const cancel = new AbortController();
+          const onSignal = () => cancel.abort(new Error("Canceled: context canceled"));
+          process.once("SIGINT", onSignal);
+          process.once("SIGTERM", onSignal);
           try {
             result = await engine.builder.build(
               {
@@ -170,14 +176,22 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
                 platform: o.platform ? parsePlatform(o.platform) : undefined,
                 outputs: (o.output as string[]).map(parseOutput),
                 checkOnly: !!o.check,
+                signal: cancel.signal,
               },
               progress,
             );
           } catch (e) {
-            const msg = e instanceof Error ? e.message : String(e);
+            const msg = cancel.signal.aborted
+              ? "Canceled: context canceled"
+              : e instanceof Error
+                ? e.message
+                : String(e);
             progress.failure(msg, dockerfileText.toString("utf8"), dockerfileName, e);
             ctx.io.err.write(`ERROR: failed to solve: ${msg}\n`);
             throw new ExitError(`failed to solve: ${msg}`, 1, true);
+          } finally {
+            process.off("SIGINT", onSignal);
+            process.off("SIGTERM", onSignal);
           }
           const warnings = result.checks?.warnings ?? [];
           if (o.check) {
