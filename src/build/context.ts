@@ -17,6 +17,10 @@
  *   paths from the root, still with O_NOFOLLOW on each directory.
  * - Entries that vanish during the walk are skipped (as fsutil does). An unreadable excluded
  *   directory is skipped; an unreadable included one is an error.
+ * - File-system calls are synchronous, in slices of at most SLICE_OPS calls with a turn of the
+ *   event loop between slices (about a millisecond each on a local disk). Measured on the 2-core
+ *   build machine, libuv's thread pool spends about 2.5 times the CPU for the same 100,000
+ *   lstat calls (thread hand-offs for each call), which dominates on a small or busy machine.
  */
 
 import fs, { constants } from "node:fs";
@@ -48,25 +52,12 @@ export interface ContextEntry {
 
 export interface WalkContextOptions {
   signal?: AbortSignal;
-  /** lstat calls in flight per directory. */
-  concurrency?: number;
 }
 
-interface ResolvedWalkOptions {
-  signal: AbortSignal | undefined;
-  concurrency: number;
-}
+/** File-system calls between two turns of the event loop. */
+const SLICE_OPS = 512;
 
-function resolveOptions(o: WalkContextOptions): ResolvedWalkOptions {
-  return {
-    signal: o.signal,
-    // libuv runs file-system calls on 4 threads; 64 in flight keeps them busy without letting
-    // one huge directory queue tens of thousands of requests at once.
-    concurrency: Math.max(1, Math.floor(o.concurrency ?? 64)),
-  };
-}
-
-// libuv adds O_CLOEXEC itself.
+// Node adds O_CLOEXEC itself.
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 
 /** A directory being read: its open descriptor, listing, and how far the walk is through it. */
@@ -103,23 +94,25 @@ export async function* walkContext(
   matcher: PatternMatcher | undefined,
   options: WalkContextOptions = {},
 ): AsyncGenerator<ContextEntry, void, undefined> {
-  const opts = resolveOptions(options);
-  opts.signal?.throwIfAborted();
+  const { signal } = options;
+  signal?.throwIfAborted();
   const frames: Frame[] = [];
   try {
-    const rootFd = await openDir(root, DIR_FLAGS).catch((e: unknown) => {
+    let rootFd: number;
+    try {
+      rootFd = fs.openSync(root, DIR_FLAGS);
+    } catch (e) {
       throw ioError(`open build context ${root}`, e);
-    });
+    }
     const rootFrame = newFrame(rootFd, root, "", undefined);
     frames.push(rootFrame);
-    const proc = await procWorks(rootFd);
+    const proc = procWorks(rootFd);
     if (proc) rootFrame.base = `/proc/self/fd/${rootFd}`;
-    const walker = new Walker(matcher, opts, proc);
+    const walker = new Walker(matcher, signal, proc);
     await walker.load(rootFrame).catch((e: unknown) => {
       throw e instanceof StrataError ? e : ioError(`read build context ${root}`, e);
     });
 
-    let yielded = 0;
     while (frames.length > 0) {
       const f = frames[frames.length - 1]!;
       if (f.next >= f.names.length) {
@@ -154,7 +147,6 @@ export async function* walkContext(
       }
       const entry = toEntry(relPath, st, f.links[k]);
       yield entry;
-      if (++yielded % 1024 === 0) opts.signal?.throwIfAborted();
       if (entry.type === "dir") {
         const child = await walker.openChild(f, name, relPath, f.infos[k], false);
         if (child !== undefined) frames.push(child);
@@ -189,12 +181,28 @@ function isPermissionError(e: unknown): boolean {
 class Walker {
   /** How many open frames are excluded directories not yielded yet. */
   pending = 0;
+  /** File-system calls since the last turn of the event loop. */
+  private ops = 0;
 
   constructor(
     private readonly matcher: PatternMatcher | undefined,
-    private readonly opts: ResolvedWalkOptions,
+    private readonly signal: AbortSignal | undefined,
     private readonly proc: boolean,
   ) {}
+
+  /** Counts `n` calls; true when a slice is used up and the walker should `pause()`. */
+  private spend(n: number): boolean {
+    this.ops += n;
+    return this.ops >= SLICE_OPS;
+  }
+
+  /** Lets the event loop run, and checks the signal. */
+  private async pause(): Promise<void> {
+    this.ops = 0;
+    this.signal?.throwIfAborted();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.signal?.throwIfAborted();
+  }
 
   /**
    * Opens the directory `name` of `parent` (without following a symlink) and lists it. Returns
@@ -207,11 +215,12 @@ class Walker {
     info: MatchInfo | undefined,
     excluded: boolean,
   ): Promise<Frame | undefined> {
-    this.opts.signal?.throwIfAborted();
+    this.signal?.throwIfAborted();
+    if (this.spend(1)) await this.pause();
     const path = `${parent.base}/${name}`;
     let fd: number;
     try {
-      fd = await openDir(path, DIR_FLAGS | constants.O_NOFOLLOW);
+      fd = fs.openSync(path, DIR_FLAGS | constants.O_NOFOLLOW);
     } catch (e) {
       if (isErrno(e, "ENOENT")) return undefined;
       if (excluded && isPermissionError(e)) return undefined;
@@ -226,7 +235,7 @@ class Walker {
     }
     const frame = newFrame(fd, this.proc ? `/proc/self/fd/${fd}` : path, `${relPath}/`, info);
     try {
-      const pending = excluded ? toEntry(relPath, await fstat(fd), undefined) : undefined;
+      const pending = excluded ? toEntry(relPath, fs.fstatSync(fd), undefined) : undefined;
       await this.load(frame);
       if (pending !== undefined) {
         frame.pending = pending;
@@ -242,8 +251,7 @@ class Walker {
 
   /** Lists a directory, decides each entry, and lstats the included ones. */
   async load(f: Frame): Promise<void> {
-    this.opts.signal?.throwIfAborted();
-    const dirents = await readDirents(f.base);
+    const dirents = fs.readdirSync(f.base, { withFileTypes: true });
     dirents.sort((a, b) => compareUtf8(a.name, b.name));
     const n = dirents.length;
     f.names = dirents.map((d) => d.name);
@@ -252,8 +260,8 @@ class Walker {
     f.infos = new Array(n);
     f.stats = new Array(n);
     f.links = new Array(n);
-    const lossy = await lossyNames(f.base, f.names);
-    const toStat: number[] = [];
+    if (this.spend(1 + (n >> 6))) await this.pause();
+    const lossy = lossyNames(f.base, f.names);
     for (let k = 0; k < n; k++) {
       const d = dirents[k]!;
       const dir = d.isDirectory();
@@ -270,9 +278,25 @@ class Walker {
       if (lossy?.has(d.name)) {
         throw new StrataError("UNSUPPORTED", `build context file name is not valid UTF-8: ${relPath}`);
       }
-      toStat.push(k);
+      this.stat(f, k);
+      if (this.spend(1)) await this.pause();
     }
-    await lstatMany(f, toStat, this.opts.concurrency);
+  }
+
+  /** lstat (and readlink for a symlink) entry `k` of `f`; a vanished entry stays undefined. */
+  private stat(f: Frame, k: number): void {
+    const p = `${f.base}/${f.names[k]}`;
+    let op = "lstat";
+    try {
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) {
+        op = "readlink";
+        f.links[k] = fs.readlinkSync(p);
+      }
+      f.stats[k] = st;
+    } catch (e) {
+      if (!isErrno(e, "ENOENT")) throw ioError(`${op} ${f.prefix}${f.names[k]}`, e);
+    }
   }
 }
 
@@ -283,29 +307,11 @@ function ioError(what: string, e: unknown): StrataError {
   return new StrataError("IO_ERROR", `${what}: ${msg}`, { cause: e });
 }
 
-function openDir(p: string, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(p, flags, (e, fd) => (e ? reject(e) : resolve(fd))));
-}
-
-function fstat(fd: number): Promise<fs.Stats> {
-  return new Promise((resolve, reject) => fs.fstat(fd, (e, st) => (e ? reject(e) : resolve(st))));
-}
-
-function readDirents(p: string): Promise<fs.Dirent[]> {
-  return new Promise((resolve, reject) =>
-    fs.readdir(p, { withFileTypes: true }, (e, list) => (e ? reject(e) : resolve(list))),
-  );
-}
-
 /** Does `/proc/self/fd/N` reach the directory behind descriptor N? */
-async function procWorks(fd: number): Promise<boolean> {
+function procWorks(fd: number): boolean {
   try {
-    const [a, b] = await Promise.all([
-      fstat(fd),
-      new Promise<fs.Stats>((resolve, reject) =>
-        fs.stat(`/proc/self/fd/${fd}`, (e, st) => (e ? reject(e) : resolve(st))),
-      ),
-    ]);
+    const a = fs.fstatSync(fd);
+    const b = fs.statSync(`/proc/self/fd/${fd}`);
     return a.dev === b.dev && a.ino === b.ino;
   } catch {
     return false;
@@ -317,11 +323,9 @@ async function procWorks(fd: number): Promise<boolean> {
  * bytes): such a name cannot be used to reach the file again. Only checked when a name holds
  * U+FFFD, which is rare.
  */
-async function lossyNames(base: string, names: string[]): Promise<Set<string> | undefined> {
+function lossyNames(base: string, names: string[]): Set<string> | undefined {
   if (!names.some((n) => n.includes("\uFFFD"))) return undefined;
-  const raw = await new Promise<Buffer[]>((resolve, reject) =>
-    fs.readdir(base, { encoding: "buffer" }, (e, list) => (e ? reject(e) : resolve(list))),
-  );
+  const raw = fs.readdirSync(base, { encoding: "buffer" });
   const valid = new Set<string>();
   const strict = new TextDecoder("utf-8", { fatal: true });
   for (const b of raw) {
@@ -332,54 +336,6 @@ async function lossyNames(base: string, names: string[]): Promise<Set<string> | 
     }
   }
   return new Set(names.filter((n) => n.includes("\uFFFD") && !valid.has(n)));
-}
-
-/** lstat (and readlink for symlinks) the entries `ks` of `f`, `limit` at a time. */
-function lstatMany(f: Frame, ks: number[], limit: number): Promise<void> {
-  if (ks.length === 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    let started = 0;
-    let finished = 0;
-    let failed = false;
-    const done = () => {
-      finished++;
-      if (finished === ks.length) resolve();
-      else pump();
-    };
-    const fail = (k: number, op: string, e: unknown) => {
-      if (failed) return;
-      failed = true;
-      reject(ioError(`${op} ${f.prefix}${f.names[k]}`, e));
-    };
-    const one = (k: number) => {
-      const p = `${f.base}/${f.names[k]}`;
-      fs.lstat(p, (e, st) => {
-        if (failed) return;
-        if (e) {
-          if (isErrno(e, "ENOENT")) return done();
-          return fail(k, "lstat", e);
-        }
-        f.stats[k] = st;
-        if (!st.isSymbolicLink()) return done();
-        fs.readlink(p, (e2, target) => {
-          if (failed) return;
-          if (e2) {
-            if (isErrno(e2, "ENOENT")) {
-              f.stats[k] = undefined;
-              return done();
-            }
-            return fail(k, "readlink", e2);
-          }
-          f.links[k] = target;
-          done();
-        });
-      });
-    };
-    const pump = () => {
-      while (!failed && started < ks.length && started - finished < limit) one(ks[started++]!);
-    };
-    pump();
-  });
 }
 
 function entryType(mode: number): ContextEntryType {

@@ -127,11 +127,11 @@ describe("walkContext", () => {
       "keep",
     ]);
     const opened: string[] = [];
-    const realOpen = fs.open;
-    vi.spyOn(fs, "open").mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
+    const realOpenSync = fs.openSync;
+    vi.spyOn(fs, "openSync").mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
       opened.push(String(p));
-      return (realOpen as (...a: unknown[]) => void)(p, ...rest);
-    }) as typeof fs.open);
+      return (realOpenSync as (...a: unknown[]) => number)(p, ...rest);
+    }) as typeof fs.openSync);
     const pm = new PatternMatcher(readDockerignore("**/*.log\n.git\nnode_modules\n"));
     expect(paths(await walk(pm))).toEqual(["keep", "src", "src/a.ts"]);
     expect(opened.some((p) => p.endsWith("/src"))).toBe(true);
@@ -278,6 +278,22 @@ describe("walkContext", () => {
 
     const aborted = AbortSignal.abort();
     await expect(walkContext(root, undefined, { signal: aborted }).next()).rejects.toThrow();
+  });
+
+  it("lets the event loop run during a long walk", async () => {
+    populate(Array.from({ length: 3000 }, (_, i) => `d${i % 3}/f${i}`));
+    let turns = 0;
+    let handle: NodeJS.Immediate | undefined;
+    const tick = () => {
+      turns++;
+      handle = setImmediate(tick);
+    };
+    handle = setImmediate(tick);
+    let n = 0;
+    for await (const _ of walkContext(root, undefined)) n++;
+    clearImmediate(handle);
+    expect(n).toBe(3003);
+    expect(turns).toBeGreaterThanOrEqual(3);
   });
 
   it("skips entries that vanish while the directory is read", async () => {
