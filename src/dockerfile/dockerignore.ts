@@ -525,8 +525,13 @@ class CharSet {
   private negated = false;
   private ascii: Uint8Array | undefined;
 
+  /** The one code point of a set made by `of(c)` and never changed since, for literal prefixes. */
+  single: number | undefined;
+
   static of(lo: number, hi = lo): CharSet {
-    return new CharSet().addRange(lo, hi);
+    const set = new CharSet().addRange(lo, hi);
+    if (lo === hi) set.single = lo;
+    return set;
   }
 
   addRange(lo: number, hi: number): this {
@@ -547,6 +552,7 @@ class CharSet {
 
   negate(): this {
     this.negated = !this.negated;
+    this.single = undefined;
     return this;
   }
 
@@ -980,6 +986,21 @@ function isWordChar(c: number): boolean {
   return isAlnumAscii(c) || c === 0x5f;
 }
 
+/**
+ * The text of the single-character literals of `subs` from index `from` going in direction `step`
+ * (+1 forwards, -1 backwards), up to the first node that is not one.
+ */
+function literalRun(subs: Re2Node[], from: number, step: 1 | -1): string {
+  const cps: number[] = [];
+  for (let i = from; i >= 0 && i < subs.length; i += step) {
+    const n = subs[i]!;
+    if (n.k !== "set" || n.set.single === undefined) break;
+    cps.push(n.set.single);
+  }
+  if (step === -1) cps.reverse();
+  return cps.map((c) => String.fromCodePoint(c)).join("");
+}
+
 /** A compiled RE2 expression; `test` is Go's `MatchString` (a match anywhere, per the anchors). */
 class Re2Matcher {
   private readonly type: number[] = [];
@@ -993,14 +1014,22 @@ class Re2Matcher {
   private kernelIds = 0;
   private readonly mark: Int32Array;
   private generation = 0;
+  /** Literal text every match must start / end with (from `^abc...` / `...xyz$`): a cheap pre-check. */
+  private readonly prefix: string;
+  private readonly suffix: string;
 
   constructor(source: string) {
     const tree = new Re2Parser(source).parse();
     const match = this.add(ST_MATCH, -1, -1, undefined);
     this.start = this.build(tree, match);
     this.mark = new Int32Array(this.type.length);
-    const first = tree.k === "cat" ? tree.subs[0] : tree;
+    const subs = tree.k === "cat" ? tree.subs : [tree];
+    const first = subs[0];
     this.anchored = first?.k === "assert" && first.kind === ASSERT_BEGIN;
+    this.prefix = this.anchored ? literalRun(subs, 1, 1) : "";
+    const last = subs[subs.length - 1];
+    const endAnchored = last?.k === "assert" && last.kind === ASSERT_END;
+    this.suffix = endAnchored ? literalRun(subs, subs.length - 2, -1) : "";
   }
 
   private add(type: number, out: number, out2: number, set: CharSet | undefined): number {
@@ -1042,6 +1071,7 @@ class Re2Matcher {
   }
 
   test(text: string): boolean {
+    if (!text.startsWith(this.prefix) || !text.endsWith(this.suffix)) return false;
     let d = this.startState();
     const n = text.length;
     for (let i = 0; i < n; ) {
