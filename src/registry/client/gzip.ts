@@ -14,25 +14,27 @@ export interface ParallelGzipOptions {
 }
 
 const WINDOW = 32 * 1024;
+/** The unit of the stored-or-deflated decision: small enough to find files of random data in a tar. */
+const SEGMENT = 64 * 1024;
 /** 10-byte gzip header: deflate, no flags, mtime 0, no extra flags, OS unix (what zlib writes). */
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]);
 /** Above this many bits per byte (of 8) a block is treated as already compressed. */
 const ENTROPY_LIMIT = 7.5;
 
 /**
- * Order-0 entropy (bits per byte) of 64 evenly spaced 256-byte samples: random and
+ * Order-0 entropy (bits per byte) of `samples` evenly spaced 256-byte samples: random and
  * already-compressed data come out near 8, text near 4.5, executables near 6.
  */
-export function sampledEntropy(block: Buffer): number {
+export function sampledEntropy(data: Buffer, samples = 16): number {
   const counts = new Uint32Array(256);
   const span = 256;
-  const samples = block.length <= 64 * span ? 1 : 64;
-  const step = samples === 1 ? 0 : Math.floor((block.length - span) / (samples - 1));
+  const n = data.length <= samples * span ? 1 : samples;
+  const step = n === 1 ? 0 : Math.floor((data.length - span) / (n - 1));
   let total = 0;
-  for (let s = 0; s < samples; s++) {
+  for (let s = 0; s < n; s++) {
     const start = s * step;
-    const end = samples === 1 ? block.length : start + span;
-    for (let i = start; i < end; i++) counts[block[i]!]!++;
+    const end = n === 1 ? data.length : start + span;
+    for (let i = start; i < end; i++) counts[data[i]!]!++;
     total += end - start;
   }
   let h = 0;
@@ -138,25 +140,55 @@ export class ParallelGzip extends Transform {
     return block;
   }
 
+  /**
+   * One block: its 64 KiB segments classified by sampled entropy, runs of incompressible
+   * ones written as stored blocks, the other runs deflated (each with the 32 KiB before it
+   * as dictionary, so nothing is lost at the seams but the match distance across a stored
+   * run). Every piece ends byte-aligned (sync flush), the very last one with BFINAL.
+   */
   private compress(block: Buffer, final: boolean): Promise<Buffer[]> {
     this.crc = zlib.crc32(block, this.crc);
     this.length += block.length;
-    const dictionary =
+    const prevTail =
       this.prev && this.prev.length > WINDOW ? this.prev.subarray(this.prev.length - WINDOW) : this.prev;
     this.prev = block;
-    if (this.storeIncompressible && block.length >= 4096 && sampledEntropy(block) > ENTROPY_LIMIT)
-      return Promise.resolve(storedBlocks(block, final));
-    return new Promise((resolve, reject) => {
-      zlib.deflateRaw(
-        block,
-        {
-          level: this.level,
-          ...(dictionary?.length ? { dictionary } : {}),
-          finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-        },
-        (err, out) => (err ? reject(err) : resolve([out])),
-      );
+    const runs: { start: number; end: number; stored: boolean }[] = [];
+    for (let off = 0; off < block.length || runs.length === 0; off += SEGMENT) {
+      const end = Math.min(off + SEGMENT, block.length);
+      const seg = block.subarray(off, end);
+      const stored = this.storeIncompressible && seg.length >= 4096 && sampledEntropy(seg) > ENTROPY_LIMIT;
+      const last = runs[runs.length - 1];
+      if (last && last.stored === stored) last.end = end;
+      else runs.push({ start: off, end, stored });
+      if (block.length === 0) break;
+    }
+    const pieces = runs.map((r, i) => {
+      const lastPiece = final && i === runs.length - 1;
+      const data = block.subarray(r.start, r.end);
+      if (r.stored) return Promise.resolve(storedBlocks(data, lastPiece));
+      let dictionary: Buffer | undefined;
+      if (r.start >= WINDOW) dictionary = block.subarray(r.start - WINDOW, r.start);
+      else if (r.start > 0 || prevTail) {
+        const joined = prevTail
+          ? Buffer.concat([prevTail, block.subarray(0, r.start)])
+          : block.subarray(0, r.start);
+        dictionary = joined.subarray(Math.max(0, joined.length - WINDOW));
+      }
+      return new Promise<Buffer[]>((resolve, reject) => {
+        zlib.deflateRaw(
+          data,
+          {
+            level: this.level,
+            // memLevel 9: a bigger hash table, ~10% faster at level 1 for the same ratio.
+            memLevel: 9,
+            ...(dictionary?.length ? { dictionary } : {}),
+            finishFlush: lastPiece ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+          },
+          (err, out) => (err ? reject(err) : resolve([out])),
+        );
+      });
     });
+    return Promise.all(pieces).then((ps) => ps.flat());
   }
 
   private async emitOldest(): Promise<void> {
