@@ -871,9 +871,12 @@ export class Builder {
           throw new StrataError("UNSUPPORTED", "RUN needs an OCI runtime: runc or crun is not installed");
         const lowers = await this.snapshots.ensureChain(this.layerSources(s.layers));
         const snap = await this.snapshots.prepare(lowers);
+        // Holds the bundle and the secrets' bytes: removed however the step ends.
+        let etcDir: string | undefined;
         try {
           const user = await resolveUser(snap.mountpoint, cc.User);
           const etc = await this.etcFiles();
+          etcDir = etc.dir;
           const mounts = [];
           if (heredocScript) {
             const file = path.join(etc.dir, "heredoc-script");
@@ -1016,6 +1019,7 @@ export class Builder {
           return layer;
         } finally {
           await snap.remove();
+          if (etcDir) await fsp.rm(etcDir, { recursive: true, force: true });
         }
       });
       return this.withLayer(s, r.layer, {
