@@ -48,6 +48,8 @@ export async function runProcess(o: RunOptions): Promise<RunResult> {
     );
   if (process.getuid?.() !== 0)
     throw new StrataError("UNSUPPORTED", "RUN needs root (overlayfs mounts and namespaces)");
+  // Canceled before it started: do not start it.
+  o.signal?.throwIfAborted();
   await fsp.mkdir(o.bundleDir, { recursive: true });
   await fsp.writeFile(path.join(o.bundleDir, "config.json"), JSON.stringify(generateSpec(o.spec)));
   const id = `strata-${randomBytes(8).toString("hex")}`;
@@ -64,8 +66,15 @@ export async function runProcess(o: RunOptions): Promise<RunResult> {
     if (runtimeErr.length > 64) runtimeErr.shift();
     o.onOutput?.(c, "stderr");
   });
+  // `runc kill` fails until runc has created the container: keep trying until the process is gone.
+  let closed = false;
+  child.on("close", () => {
+    closed = true;
+  });
   const onAbort = () => {
-    spawnSync(runtime, ["--root", stateRoot, "kill", id, "KILL"]);
+    if (closed) return;
+    spawnSync(runtime, ["--root", stateRoot, "kill", id, "KILL"], { stdio: "ignore" });
+    setTimeout(onAbort, 100);
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
   try {
