@@ -18,6 +18,14 @@ export {
   type StoredIn,
 } from "./credentials.js";
 export { registryError } from "./errors.js";
+export {
+  DeflatePool,
+  ParallelGzip,
+  type ParallelGzipOptions,
+  parallelGzip,
+  sampledEntropy,
+  storedBlocks,
+} from "./gzip.js";
 export { Limiter, SingleFlight } from "./limiter.js";
 export {
   type ClientOptions,

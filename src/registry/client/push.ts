@@ -10,7 +10,7 @@ import {
 } from "../../oci/index.js";
 import { splitDomain } from "../../reference/index.js";
 import { isStrataError, StrataError } from "../../util/index.js";
-import { parallelGzip } from "./gzip.js";
+import { DeflatePool, parallelGzip } from "./gzip.js";
 import { Limiter } from "./limiter.js";
 import { noProgress, type ProgressSink, ProgressThrottle, update } from "./progress.js";
 import type { RepositoryClient } from "./registry.js";
@@ -70,6 +70,8 @@ export interface PushImageOptions {
    */
   compress?: () => Transform;
   onProgress?: ProgressSink;
+  /** Worker threads for the default compressor; pushImage makes one for its own use when absent. */
+  deflatePool?: DeflatePool;
   /** Told as soon as a layer is done (so the consumer can record what it learnt). */
   onLayer?: (l: PushedLayer) => void;
   signal?: AbortSignal;
@@ -106,6 +108,8 @@ export async function pushImage(
   input: PushImageInput,
   opts: PushImageOptions,
 ): Promise<PushImageResult> {
+  const ownPool = !opts.compress && !opts.deflatePool ? new DeflatePool() : undefined;
+  if (ownPool) opts = { ...opts, deflatePool: ownPool };
   const emit = opts.onProgress ?? noProgress;
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(opts.signal?.reason);
@@ -166,6 +170,7 @@ export async function pushImage(
     return { digest, size: manifest.length, manifest, mediaType: MediaType.DockerManifest, layers };
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);
+    await ownPool?.close();
   }
 }
 
@@ -307,7 +312,7 @@ async function upload(
   }
   // Compress now, hashing as we go, and send the output in chunks as it comes.
   const tar = await l.openTar();
-  const compressor = (opts.compress ?? parallelGzip)();
+  const compressor = opts.compress ? opts.compress() : parallelGzip({ pool: opts.deflatePool });
   const throttle = new ProgressThrottle(emit, id, "Pushing", l.size);
   let read = 0;
   tar.on("data", (c: Buffer) => throttle.update((read += c.length)));
