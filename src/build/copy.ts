@@ -4,14 +4,17 @@ import path from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { pack as tarPack } from "tar-stream";
+import { PatternMatcher } from "../dockerfile/index.js";
 import { StrataError } from "../util/index.js";
+import { type Compression, packArchive } from "./add.js";
 import type { ContextEntry } from "./context.js";
 
 /** One thing a COPY/ADD puts into the layer. */
 export interface CopyItem {
   /** Path inside the image, relative to / (no leading slash). */
   dest: string;
-  type: "file" | "dir" | "symlink";
+  /** `archive`: a local tar archive ADD unpacks at `dest` (see add.ts). */
+  type: "file" | "dir" | "symlink" | "archive";
   mode: number;
   uid: number;
   gid: number;
@@ -24,6 +27,10 @@ export interface CopyItem {
   digest?: string;
   /** The context entry it came from (its stat feeds the checksum cache). */
   entry?: ContextEntry;
+  /** A source named by the instruction itself (not found inside a copied directory). */
+  topLevel?: boolean;
+  /** For `archive` items: how to read it, and the --chown that replaces its owners. */
+  archive?: { compression: Compression; chown?: { uid: number; gid: number } };
 }
 
 /** Files up to this size are read in one call; larger ones stream. */
@@ -79,6 +86,16 @@ export interface ResolveOptions {
    * BuildKit does); context files are always root's (BuildKit's client resets them).
    */
   keepOwner?: boolean;
+  /**
+   * `--exclude` patterns (.dockerignore syntax): matched against paths inside a copied
+   * directory, and against the base name of a file source.
+   */
+  exclude?: string[];
+  /**
+   * `--parents`: keep each source's path (from the context root, or from a `/./` pivot in the
+   * source) under the destination.
+   */
+  parents?: boolean;
 }
 
 /**
@@ -130,8 +147,13 @@ export function resolveCopy(
   const absDest = path.posix.isAbsolute(dest) ? dest : path.posix.join(o.workdir || "/", dest);
   const destDirSyntax = dest.endsWith("/") || dest === "." || dest.endsWith("/.");
   const destRel = path.posix.normalize(absDest).replace(/^\/+/, "").replace(/\/$/, "");
-  /** `rel` is where the bytes are (symlinks followed), `name` the path as matched. */
-  const matches: { rel: string; entry: ContextEntry; name: string }[] = [];
+  /**
+   * `rel` is where the bytes are (symlinks followed), `name` the path as matched, `keep` the
+   * part of it --parents keeps under the destination.
+   */
+  const matches: { rel: string; entry: ContextEntry; name: string; keep?: string }[] = [];
+  const exclude = o.exclude?.length ? new PatternMatcher(o.exclude) : undefined;
+  const join = (...parts: string[]) => parts.filter(Boolean).join("/");
   const all = [...entries.keys()];
   const notFound = (p: string) =>
     new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${p}": not found`);
@@ -145,6 +167,7 @@ export function resolveCopy(
   };
   for (const s of sources) {
     const clean = cleanSource(s);
+    const first = matches.length;
     if (hasGlob(clean)) {
       const segs = clean.split("/").map(segmentRegex);
       const hits = all.filter((p) => {
@@ -161,8 +184,15 @@ export function resolveCopy(
       if (real === undefined) throw notFound(clean);
       matches.push({ ...followed(real), name: clean });
     }
+    if (o.parents) {
+      // `a/./b/c`: the part after the `/./` pivot is kept; without one, the whole path.
+      const pivot = s.indexOf("/./");
+      const drop = pivot >= 0 ? cleanSource(s.slice(0, pivot)) : "";
+      for (const m of matches.slice(first))
+        m.keep = drop && m.name.startsWith(`${drop}/`) ? m.name.slice(drop.length + 1) : m.name;
+    }
   }
-  if ((matches.length > 1 || sources.length > 1) && !destDirSyntax)
+  if ((matches.length > 1 || sources.length > 1) && !destDirSyntax && !o.parents)
     throw new StrataError(
       "INVALID_ARGUMENT",
       `When using ${o.name} with more than one source file, the destination must be a directory and end with a /`,
@@ -190,12 +220,13 @@ export function resolveCopy(
   const destDirs = new Set<string>();
   for (const m of matches) {
     if (m.entry.type === "dir") {
+      const target = join(destRel, m.keep ?? "");
       // The destination directory exists afterwards even for an empty source (0755, the
       // --chown owner or root; an existing one keeps its metadata).
-      if (destRel && !destIsDir(destRel) && !destDirs.has(destRel)) {
-        destDirs.add(destRel);
+      if (target && !destIsDir(target) && !destDirs.has(target)) {
+        destDirs.add(target);
         items.push({
-          dest: destRel,
+          dest: target,
           type: "dir",
           mode: 0o755,
           uid: o.chown?.uid ?? 0,
@@ -209,18 +240,23 @@ export function resolveCopy(
       for (const p of all) {
         if (prefix && !p.startsWith(prefix)) continue;
         const sub = p.slice(prefix.length);
-        add(p, entries.get(p)!, destRel ? `${destRel}/${sub}` : sub);
+        if (exclude?.matchesOrParentMatches(sub)) continue;
+        add(p, entries.get(p)!, join(target, sub));
       }
       continue;
     }
+    if (exclude && (exclude.matches(path.posix.basename(m.name)) || exclude.matches(m.name))) continue;
     const intoDir = destDirSyntax || matches.length > 1 || destIsDir(destRel);
-    const to = intoDir
-      ? destRel
-        ? `${destRel}/${path.posix.basename(m.name)}`
-        : path.posix.basename(m.name)
-      : destRel;
+    const to =
+      m.keep !== undefined
+        ? join(destRel, m.keep)
+        : intoDir
+          ? join(destRel, path.posix.basename(m.name))
+          : destRel;
     if (!to) throw new StrataError("INVALID_ARGUMENT", `cannot copy a file to /`);
+    const before = items.length;
     add(m.rel, m.entry, to);
+    if (items.length > before) items[before]!.topLevel = true;
   }
   items.sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
   return items;
@@ -246,7 +282,11 @@ function rootEntry(): ContextEntry {
  * A layer tar of the items, with the missing parent directories (`newDirs`) first. Files
  * stream from disk one at a time; nothing is buffered whole.
  */
-export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readable {
+export function copyLayerStream(
+  items: CopyItem[],
+  newDirs: CopyItem[],
+  existingDir: (p: string) => boolean = () => false,
+): Readable {
   const pack = tarPack();
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   (async () => {
@@ -256,6 +296,7 @@ export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readabl
         else pack.entry(h, (e) => (e ? reject(e) : resolve()));
       });
     const all = [...newDirs, ...items].sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
+    const dirDests = new Set(all.filter((it) => it.type === "dir").map((it) => it.dest));
     for (const it of all) {
       const h = {
         name: it.type === "dir" ? `${it.dest}/` : it.dest,
@@ -264,7 +305,8 @@ export function copyLayerStream(items: CopyItem[], newDirs: CopyItem[]): Readabl
         gid: it.gid,
         mtime: new Date(Math.floor(it.mtimeMs / 1000) * 1000),
       };
-      if (it.type === "dir") await entry({ ...h, type: "directory" });
+      if (it.type === "archive") await packArchive(pack, it, (p) => existingDir(p) || dirDests.has(p));
+      else if (it.type === "dir") await entry({ ...h, type: "directory" });
       else if (it.type === "symlink") await entry({ ...h, type: "symlink", linkname: it.linkTarget });
       else if (it.source && "data" in it.source)
         await entry({ ...h, size: it.source.data.length }, it.source.data);
