@@ -41,6 +41,7 @@ import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
 import { errorMessage, StrataError } from "../util/index.js";
+import { isUrl, prepareAdd } from "./add.js";
 import { mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
 import { listContext } from "./context-find.js";
@@ -645,10 +646,10 @@ export class Builder {
     const chmod = c.chmod ? Number.parseInt(c.chmod, 8) : undefined;
     if (c.chmod && (chmod === undefined || Number.isNaN(chmod) || !/^[0-7]{3,4}$/.test(c.chmod)))
       throw new StrataError("INVALID_ARGUMENT", `invalid chmod parameter: ${c.chmod}`);
-    const urls = c.sources.filter((x) => /^https?:\/\//.test(x));
-    if (urls.length) throw new StrataError("UNSUPPORTED", "ADD from a URL is not supported yet");
-    if (c.kind === "add" && c.sources.some((x) => /\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$/.test(x)))
-      throw new StrataError("UNSUPPORTED", "ADD of a local archive (auto-extraction) is not supported yet");
+    // ADD downloads URLs and unpacks local archives (add.ts); COPY does neither.
+    if (c.kind === "copy" && c.sources.some(isUrl))
+      throw new StrataError("INVALID_ARGUMENT", "source can't be a URL for COPY");
+    const urls = c.kind === "add" ? c.sources.filter(isUrl) : [];
     const v = b.progress.start(name);
     let entries: Map<string, ContextEntry>;
     let root: string;
@@ -700,21 +701,51 @@ export class Builder {
           source: { data },
         });
       }
-      const fileSources = c.sources.filter((x) => !c.heredocs.some((hd) => hd.path === x));
+      const fileSources = c.sources.filter(
+        (x) => !c.heredocs.some((hd) => hd.path === x) && !urls.includes(x),
+      );
       if (fileSources.length)
         items.push(
           ...resolveCopy(
             entries,
             fileSources,
             c.dest,
-            { workdir: cc.WorkingDir || "/", chown, chmod, name: c.kind.toUpperCase(), keepOwner: !!from },
+            {
+              workdir: cc.WorkingDir || "/",
+              chown,
+              chmod,
+              name: c.kind.toUpperCase(),
+              keepOwner: !!from,
+              exclude: c.exclude,
+              parents: c.kind === "copy" && c.parents,
+            },
             root,
             (p) => tree.dirs.has(p),
           ),
         );
+      if (c.kind === "add") {
+        const prep = await prepareAdd(items, {
+          urls,
+          sourceCount: c.sources.length,
+          dest: c.dest,
+          workdir: cc.WorkingDir || "/",
+          chown,
+          chmod,
+          checksum: c.checksum || undefined,
+          unpack: c.unpack,
+          destIsDir: (p) => tree.dirs.has(p),
+          signal: b.req.signal,
+        });
+        items.splice(0, items.length, ...prep.items);
+        const previous = release;
+        release = async () => {
+          await prep.release();
+          await previous();
+        };
+      }
       if (!from)
         await mapLimit(items, 8, async (it) => {
-          if (it.type === "file" && it.source && "abs" in it.source)
+          if (!it.digest && (it.type === "file" || it.type === "archive") && it.source && "abs" in it.source)
             it.digest = await b.statCache.digest(it.source.abs, it.entry!);
         });
       else
@@ -768,9 +799,12 @@ export class Builder {
         // other core) rather than reading the blob back later.
         const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
         try {
-          const layer = await this.store.ingestLayer(copyLayerStream(items, newDirs), {
-            tees: tee ? [tee.sink as Writable] : [],
-          });
+          const layer = await this.store.ingestLayer(
+            copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
+            {
+              tees: tee ? [tee.sink as Writable] : [],
+            },
+          );
           if (tee) await tee.commit(chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
           return layer;
         } catch (e) {
@@ -788,7 +822,8 @@ export class Builder {
         s,
         r.layer,
         { created: r.created, created_by: createdBy, comment: "buildkit.dockerfile.v0" },
-        idx,
+        // An unpacked archive's contents are known from the layer's own index, read when needed.
+        items.some((it) => it.type === "archive") ? undefined : idx,
       );
     } catch (e) {
       b.progress.error(v, errorMessage(e));
