@@ -1,5 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata, tempDir } from "../helpers/cli.js";
 import { type Dockerd, startDockerd } from "../helpers/dockerd.js";
@@ -50,8 +54,10 @@ interface Case {
   dockerfile: string;
   /** Docker's spelling where its 0.8 frontend lacks the syntax (EXCLUDED_HEREDOC_SYNTAX). */
   dockerDockerfile?: string;
-  /** Flags for both builders. */
-  flags?: string[];
+  /** Flags for both builders (a function: computed when the case runs). */
+  flags?: string[] | (() => string[]);
+  /** Extra context preparation (archives made with tar). */
+  setup?: (ctx: string) => void;
   /** Build these targets one after the other (each compared); default the last stage. */
   targets?: string[];
   /** Images both builders must have built first (from the same context). */
@@ -94,6 +100,9 @@ function pickConfig(cfg: Record<string, unknown> | undefined): Record<string, un
 }
 
 const file = (t: Tree, p: string) => t.get(p.replace(/^\//, ""));
+
+/** The http server ADD <url> cases download from (both builders reach it on the host). */
+let httpBase = "";
 
 const CASES: Case[] = [
   {
@@ -437,6 +446,94 @@ COPY --from=st /out/d/l /copied-link
       expect(file(t, "/d/l")).toMatchObject({ type: "symlink", link: "f" });
     },
   },
+  {
+    name: "add-archives",
+    files: { "hello.txt": "hello\n", "existing/keep": "k\n" },
+    setup: (ctx) => {
+      const src = path.join(ctx, "..", "archive-src");
+      writeContext(src, {
+        "a.txt": "a\n",
+        "sub/b.txt": "b\n",
+        "sub/deep/c.sh": { data: "#!/bin/sh\n", mode: 0o4755 },
+        link: { symlink: "a.txt" },
+      });
+      execFileSync("ln", [path.join(src, "a.txt"), path.join(src, "hard")]);
+      const tar = (out: string, ...flags: string[]) =>
+        execFileSync("tar", [
+          "--sort=name",
+          "--owner=1000",
+          "--group=1000",
+          "--numeric-owner",
+          ...flags,
+          "-C",
+          src,
+          "-f",
+          path.join(ctx, out),
+          "-c",
+          ".",
+        ]);
+      tar("app.tar.gz", "-z");
+      tar("app.tar.bz2", "-j");
+      tar("app.tar.xz", "-J");
+      execFileSync("tar", [
+        "--owner=0",
+        "--group=0",
+        "-C",
+        src,
+        "-cf",
+        path.join(ctx, "plain.tar"),
+        "a.txt",
+        "sub",
+      ]);
+      execFileSync("sh", [
+        "-c",
+        `gzip -c ${path.join(ctx, "hello.txt")} > ${path.join(ctx, "hello.txt.gz")}`,
+      ]);
+    },
+    dockerfile: `FROM base:1
+ADD app.tar.gz /gz/
+ADD app.tar.bz2 /bz
+ADD app.tar.xz /xz/
+ADD plain.tar hello.txt.gz /multi/
+ADD --chown=app:app app.tar.gz /owned/
+COPY existing /existing
+ADD plain.tar /existing
+WORKDIR /w
+ADD app.tar.gz .
+`,
+    expect: (t) => {
+      expect(file(t, "/gz/sub/deep/c.sh")).toMatchObject({
+        type: "file",
+        mode: 0o4755,
+        uid: 1000,
+        gid: 1000,
+      });
+      expect(file(t, "/gz/hard")?.digest).toBe(file(t, "/gz/a.txt")?.digest);
+      expect(file(t, "/xz/link")).toMatchObject({ type: "symlink", link: "a.txt" });
+      expect(file(t, "/multi/hello.txt.gz")?.type).toBe("file");
+      expect(file(t, "/owned/sub/b.txt")).toMatchObject({ uid: 1000, gid: 1000 });
+      expect(file(t, "/existing/keep")?.type).toBe("file");
+      expect(file(t, "/existing/sub/b.txt")?.type).toBe("file");
+    },
+  },
+  {
+    name: "add-url",
+    flags: () => ["--build-arg", `BASE=${httpBase}`],
+    dockerfile: `FROM base:1
+ARG BASE
+ADD \${BASE}/files/data.txt /dl/
+ADD \${BASE}/files/data.txt /renamed.txt
+ADD --chown=app:app \${BASE}/files/archive.tar.gz /dl/
+WORKDIR /w
+ADD \${BASE}/files/data.txt .
+`,
+    expect: (t) => {
+      expect(file(t, "/dl/data.txt")).toMatchObject({ type: "file", mode: 0o600 });
+      // A URL is never unpacked.
+      expect(file(t, "/dl/archive.tar.gz")).toMatchObject({ type: "file", uid: 1000 });
+      expect(file(t, "/w/data.txt")?.type).toBe("file");
+    },
+  },
 ];
 
 function writeContext(dir: string, files: Record<string, string | ContextFile>): void {
@@ -455,10 +552,27 @@ describe.runIf(need.ok)("strata build and dockerd's BuildKit make the same image
   const t = tempDir("strata-equiv-");
   const root = path.join(t.dir, "store");
   let d: Dockerd;
+  let server: http.Server;
 
   beforeAll(async () => {
     process.env.DOCKER_BUILDKIT = "1";
     d = await startDockerd();
+    server = http.createServer((req, res) => {
+      const body =
+        req.url === "/files/data.txt"
+          ? Buffer.from("downloaded data\n")
+          : req.url === "/files/archive.tar.gz"
+            ? gzipSync(Buffer.alloc(1024))
+            : undefined;
+      if (!body) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "Content-Length": body.length, "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT" });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    httpBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const imp = await strata(root, ["import", busyboxRootfs(), "base:1"]);
     expect(imp.code, imp.stderr).toBe(0);
     const archive = path.join(t.dir, "base.tar");
@@ -466,6 +580,7 @@ describe.runIf(need.ok)("strata build and dockerd's BuildKit make the same image
     await d.docker(["load", "-i", archive]);
   }, 180_000);
   afterAll(async () => {
+    server?.close();
     await d?.stop();
     t.cleanup();
   });
@@ -511,6 +626,7 @@ describe.runIf(need.ok)("strata build and dockerd's BuildKit make the same image
     it(c.name, async () => {
       const ctx = path.join(t.dir, `ctx-${c.name}`);
       writeContext(ctx, c.files ?? {});
+      c.setup?.(ctx);
       for (const p of c.parents ?? []) {
         await buildBoth(
           { ...c, name: `${c.name}-parent`, dockerfile: p.dockerfile, dockerDockerfile: undefined },
@@ -521,7 +637,8 @@ describe.runIf(need.ok)("strata build and dockerd's BuildKit make the same image
       }
       for (const target of c.targets ?? [undefined]) {
         const tag = `eq-${c.name}${target ? `-${target}` : ""}:1`;
-        await buildBoth(c, ctx, tag, [...(c.flags ?? []), ...(target ? ["--target", target] : [])]);
+        const flags = typeof c.flags === "function" ? c.flags() : (c.flags ?? []);
+        await buildBoth(c, ctx, tag, [...flags, ...(target ? ["--target", target] : [])]);
         const { ours, theirs } = await images(tag);
         const ourTree = await flatten(ours.layers);
         const theirTree = await flatten(theirs.layers);
