@@ -1,0 +1,78 @@
+import { createHash } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { StrataError } from "../util/index.js";
+import { mapLimit, type StatCache } from "./checksum.js";
+import type { ContextEntry } from "./context.js";
+import { followInRoot } from "./copy.js";
+
+/**
+ * `RUN --mount=type=bind` sources: where the bind comes from, confined to its root, and
+ * what its content is for the step's cache key.
+ */
+
+/**
+ * A path inside `root` with every symlink on the way followed inside `root` (an absolute
+ * target or `..` never leaves it), the last component included: what a bind mount of
+ * `root/rel` must use, since the runtime would follow a symlink on the host.
+ */
+export async function resolveInRoot(root: string, rel: string): Promise<string> {
+  let rest = rel.split("/");
+  let out: string[] = [];
+  let hops = 0;
+  while (rest.length) {
+    const seg = rest.shift()!;
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      out.pop();
+      continue;
+    }
+    const p = path.join(root, ...out, seg);
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++hops > 255)
+        throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: /${rel}`);
+      const target = await fsp.readlink(p);
+      if (target.startsWith("/")) out = [];
+      rest = [...target.split("/"), ...rest];
+      continue;
+    }
+    out.push(seg);
+  }
+  return path.join(root, ...out);
+}
+
+/**
+ * A digest of what a bind mount of the context's `source` shows: every entry under it
+ * (.dockerignore applied, symlinks inside kept as links) by relative path, type, mode,
+ * size, link target and content digest. Changing a mounted file re-runs the step; its
+ * mtime alone does not.
+ */
+export async function contextBindDigest(
+  entries: ReadonlyMap<string, ContextEntry>,
+  contextDir: string,
+  source: string,
+  statCache: StatCache,
+): Promise<string> {
+  const clean = source
+    .split("/")
+    .filter((s) => s && s !== ".")
+    .join("/");
+  const real = clean === "" ? "" : followInRoot(entries, clean);
+  if (real === undefined || (real !== "" && !entries.has(real)))
+    throw new StrataError("INVALID_ARGUMENT", `failed to compute cache key: "/${clean}": not found`);
+  const under =
+    real === ""
+      ? [...entries.values()]
+      : [...entries.values()].filter((e) => e.relPath === real || e.relPath.startsWith(`${real}/`));
+  const rows = await mapLimit(under, 8, async (e) => [
+    real === "" ? e.relPath : e.relPath.slice(real.length),
+    e.type,
+    e.mode & 0o7777,
+    e.type === "file" ? e.size : 0,
+    e.linkTarget ?? "",
+    e.type === "file" ? await statCache.digest(path.join(contextDir, e.relPath), e) : "",
+  ]);
+  rows.sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
+  return createHash("sha256").update(JSON.stringify(rows)).digest("hex");
+}
