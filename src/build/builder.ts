@@ -42,6 +42,7 @@ import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../sna
 import type { LayerRecord, Store } from "../store/index.js";
 import { errorMessage, StrataError } from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
+import { contextBindDigest, resolveInRoot } from "./bind.js";
 import { mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
 import { listContext } from "./context-find.js";
@@ -503,7 +504,7 @@ export class Builder {
       case "add":
         return this.copy(ins as ExpandedInstruction<CopyCommand | AddCommand>, s, name, stages, b, laterRun);
       case "run":
-        return this.run(ins as ExpandedInstruction<RunCommand>, s, name, b);
+        return this.run(ins as ExpandedInstruction<RunCommand>, s, name, b, stages);
     }
   }
 
@@ -833,11 +834,29 @@ export class Builder {
     }
   }
 
+  /** The layers `COPY --from` / `--mount=…,from=` name: an earlier stage (name or index), else an image. */
+  private async fromLayers(
+    from: string,
+    stages: ExpandedStage[],
+    b: Parameters<Builder["buildStage"]>[2],
+  ): Promise<{ layers: LayerRecord[]; chain: string }> {
+    const st = /^\d+$/.test(from)
+      ? stages.find((x) => x.index === Number(from))
+      : stages.find((x) => x.name === from.toLowerCase());
+    if (st) {
+      const done = await b.runStage(st);
+      return { layers: done.layers, chain: done.chain };
+    }
+    const img = await this.resolver.resolve(from, { pull: !!b.req.pull, platform: b.platform });
+    return { layers: img.layers, chain: chainOf(img.layers) };
+  }
+
   private async run(
     ins: ExpandedInstruction<RunCommand>,
     s: StageState,
     name: string,
     b: Parameters<Builder["buildStage"]>[2],
+    stages: ExpandedStage[] = [],
   ): Promise<StageState> {
     const c = ins.command;
     const cc = s.config.config ?? {};
@@ -889,6 +908,19 @@ export class Builder {
       ? `|${argEnv.length} ${argEnv.map(([k, v2]) => `${k}=${v2}`).join(" ")} `
       : "";
     const createdBy = `RUN ${argPrefix}${args.join(" ")} # buildkit`;
+    // Bind sources are part of the key: the content of the context's files (.dockerignore
+    // applied), or the chain of the stage or image named by from=.
+    const binds: { mount: (typeof bindMounts)[number]; from?: LayerRecord[]; key: string }[] = [];
+    for (const m of bindMounts) {
+      if (m.from) {
+        const src = await this.fromLayers(m.from, stages, b);
+        binds.push({ mount: m, from: src.layers, key: src.chain });
+      } else
+        binds.push({
+          mount: m,
+          key: await contextBindDigest(await b.loadContext(), b.req.contextDir, m.source ?? "", b.statCache),
+        });
+    }
     const key = h(
       "run",
       s.chain,
@@ -898,6 +930,7 @@ export class Builder {
       cc.WorkingDir ?? "",
       network,
       (c.mounts ?? []).map((m) => ({ ...m, ...(m.type === "secret" ? { source: undefined } : {}) })),
+      ...(binds.length ? [binds.map((x) => x.key)] : []),
     );
     const v = b.progress.start(name);
     try {
@@ -908,6 +941,7 @@ export class Builder {
         const snap = await this.snapshots.prepare(lowers);
         // Holds the bundle and the secrets' bytes: removed however the step ends.
         let etcDir: string | undefined;
+        const views: { remove(): Promise<void> }[] = [];
         try {
           const user = await resolveUser(snap.mountpoint, cc.User);
           const etc = await this.etcFiles();
@@ -959,10 +993,22 @@ export class Builder {
               source: "tmpfs",
               options: ["nosuid", "nodev"],
             });
-          for (const m of bindMounts) {
-            if (m.from)
-              throw new StrataError("UNSUPPORTED", "RUN --mount=type=bind,from= is not supported yet");
-            const src = path.join(b.req.contextDir, path.posix.normalize(`/${m.source ?? ""}`));
+          for (const { mount: m, from } of binds) {
+            let base = b.req.contextDir;
+            if (from) {
+              const view = await this.snapshots.prepare(
+                await this.snapshots.ensureChain(this.layerSources(from)),
+              );
+              views.push(view);
+              base = view.mountpoint;
+            }
+            // Symlinks are followed inside the source's root: the runtime would follow them on the host.
+            const src = await resolveInRoot(base, m.source ?? "");
+            if (!existsSync(src))
+              throw new StrataError(
+                "INVALID_ARGUMENT",
+                `failed to compute cache key: "/${m.source ?? ""}": not found`,
+              );
             // Always read-only: a RUN must never change the user's context (BuildKit's rw writes are thrown away).
             mounts.push({ destination: m.target, type: "bind", source: src, options: ["rbind", "ro"] });
           }
@@ -1054,6 +1100,7 @@ export class Builder {
           return layer;
         } finally {
           await snap.remove();
+          for (const view of views) await view.remove();
           if (etcDir) await fsp.rm(etcDir, { recursive: true, force: true });
         }
       });
