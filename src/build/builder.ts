@@ -657,22 +657,12 @@ export class Builder {
     let release = async () => {};
     let sourceKey: unknown;
     if (from) {
-      const idx = /^\d+$/.test(from) ? Number(from) : stages.findIndex((x) => x.name === from.toLowerCase());
-      const srcStage =
-        idx >= 0
-          ? stages.find((x) => x.index === (/^\d+$/.test(from) ? idx : stages[idx]!.index))
-          : undefined;
-      let srcLayers: LayerRecord[];
-      let srcChain: string;
-      if (srcStage) {
-        const st = await b.runStage(srcStage);
-        srcLayers = st.layers;
-        srcChain = st.chain;
-      } else {
-        const img = await this.resolver.resolve(from, { pull: !!b.req.pull, platform: b.platform });
-        srcLayers = img.layers;
-        srcChain = chainOf(img.layers);
-      }
+      const isStage = /^\d+$/.test(from) || stages.some((x) => x.name === from.toLowerCase());
+      const { layers: srcLayers, chain: srcChain } = await this.fromLayers(from, stages, b).catch((e) => {
+        // An image that cannot be found fails this step, on its own line (a failed stage shows its own).
+        if (!isStage) b.progress.error(v, errorMessage(e));
+        throw e;
+      });
       const lowers = await this.snapshots.ensureChain(this.layerSources(srcLayers));
       const snap = await this.snapshots.prepare(lowers);
       release = () => snap.remove();
