@@ -142,9 +142,10 @@ describe.runIf(need.ok)("build: bad input fails clearly and leaves the store as 
   });
 
   it("an unknown stage or image in --from and FROM, an unknown --target", async () => {
-    expect(await fail("unknownfrom", "FROM base:1\nCOPY --from=nosuchstage /x /x\n")).toContain(
-      "docker.io/library/nosuchstage:latest: not found",
-    );
+    const unknownFrom = await fail("unknownfrom", "FROM base:1\nCOPY --from=nosuchstage /x /x\n");
+    expect(unknownFrom).toContain("docker.io/library/nosuchstage:latest: not found");
+    // The step's own line says so (it does not stay open).
+    expect(unknownFrom).toMatch(/^#\d+ ERROR: docker\.io\/library\/nosuchstage:latest: not found/m);
     expect(await fail("unknownbase", "FROM nosuchimage:2\nRUN true\n")).toContain(
       "docker.io/library/nosuchimage:2: not found",
     );
