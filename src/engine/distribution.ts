@@ -249,12 +249,13 @@ export class DistributionService {
       let updated = false;
       const images: PullResult["images"] = [];
       for (const target of targets) {
-        emit({ id: target.digest ?? target.tag, status: `Pulling from ${ref.path}` });
         const image = await resolveImage(repo, target, {
           platform,
           platformExplicit: platform !== undefined,
           signal: opts.signal,
         });
+        // Docker says it once the manifest is in hand (a missing tag prints only the error).
+        emit({ id: target.digest ?? target.tag, status: `Pulling from ${ref.path}` });
         const r = await this.pullImage(image, target, {
           concurrency: client.opts.maxConcurrentDownloads,
           keepCompressed: cfg["keep-compressed-layers"] ?? false,

@@ -230,6 +230,7 @@ describe.skipIf(!need.ok)("push and pull with CNCF distribution (anonymous)", ()
   it("errors read like Docker's: unknown tag, no such local image, bad reference", async () => {
     const missing = await run(rootA, ["pull", `${reg.host}/rt/busybox:nope`]);
     expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe("");
     expect(missing.stderr).toBe(
       `Error: manifest for ${reg.host}/rt/busybox:nope not found: manifest unknown: manifest unknown\n`,
     );
