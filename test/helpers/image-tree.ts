@@ -38,7 +38,7 @@ export async function tarEntries(tar: Buffer): Promise<RawEntry[]> {
   const done = new Promise<void>((resolve, reject) => {
     ex.on("entry", (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("data", (c: unknown) => chunks.push(c as Buffer));
       stream.on("end", () => {
         out.push({
           name: h.name,

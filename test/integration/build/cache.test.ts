@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
@@ -107,7 +107,6 @@ describe.runIf(need.ok)("build cache", () => {
   });
 
   it("a mode change is a change (a COPY keeps modes)", async () => {
-    const { chmodSync } = await import("node:fs");
     chmodSync(path.join(ctx, "src/util.py"), 0o755);
     expect(ranSteps(await build())).toEqual(["COPY src/ ./src/", 'RUN echo "v$VERSION" > /version.txt']);
     chmodSync(path.join(ctx, "src/util.py"), 0o644);

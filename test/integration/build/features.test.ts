@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, utimesSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -155,9 +155,7 @@ RUN --mount=type=bind,from=base:1,source=/etc/passwd,target=/p grep -c : /p > /c
     // Changing the source stage re-runs the step that mounts it.
     const again = await build(
       "bindfrom",
-      (await import("node:fs"))
-        .readFileSync(path.join(t.dir, "bindfrom.Dockerfile"), "utf8")
-        .replace("echo tool", "echo tool2"),
+      readFileSync(path.join(t.dir, "bindfrom.Dockerfile"), "utf8").replace("echo tool", "echo tool2"),
     );
     expect(ranSteps(again.stderr)).toEqual([
       "RUN mkdir /out && echo tool2 > /out/t && ln -s /etc/hostname /out/h",
@@ -178,12 +176,68 @@ RUN --mount=type=bind,from=base:1,source=/etc/passwd,target=/p grep -c : /p > /c
     const changed = await build("bindctx", df);
     expect(ranSteps(changed.stderr)).toHaveLength(1);
     expect((await image("bindctx:1")).files.get("config")).toBe("v2\n");
-    const { utimesSync } = await import("node:fs");
     utimesSync(path.join(ctx, "mounted/config.txt"), new Date(), new Date(Date.now() + 60_000));
     expect(ranSteps((await build("bindctx", df)).stderr)).toEqual([]);
     // An unrelated file of the context does not matter to a mount of `mounted`.
     writeFileSync(path.join(ctx, "app/main.py"), "main changed\n");
     expect(ranSteps((await build("bindctx", df)).stderr)).toEqual([]);
+  });
+
+  it("COPY --link gives the same files as COPY", async () => {
+    const r = await build(
+      "link",
+      "FROM base:1\nCOPY --link app /app\nCOPY --link --chmod=700 web/package.json /w/\n",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const plain = await build(
+      "nolink",
+      "FROM base:1\nCOPY app /app\nCOPY --chmod=700 web/package.json /w/\n",
+    );
+    expect(plain.code, plain.stderr).toBe(0);
+    const a = (await image("link:1")).tree;
+    const b = (await image("nolink:1")).tree;
+    expect([...a.entries()].sort()).toEqual([...b.entries()].sort());
+    expect(a.get("w/package.json")?.mode).toBe(0o700);
+  });
+
+  it("outputs: -q and --iidfile give the image ID; -o type=docker and type=oci write loadable archives", async () => {
+    const df = path.join(t.dir, "out.Dockerfile");
+    writeFileSync(df, 'FROM base:1\nCOPY app /app\nCMD ["sh"]\n');
+    const iid = path.join(t.dir, "iid");
+    const q = await strata(root, ["build", "-q", "--iidfile", iid, "-f", df, "-t", "out:1", ctx]);
+    expect(q.code, q.stderr).toBe(0);
+    expect(q.stderr).toBe("");
+    expect(q.stdout).toMatch(/^sha256:[a-f0-9]{64}\n$/);
+    expect(readFileSync(iid, "utf8")).toBe(q.stdout.trim());
+    const docker = path.join(t.dir, "out-docker.tar");
+    const d = await strata(root, [
+      "build",
+      "-q",
+      "-f",
+      df,
+      "-t",
+      "out:2",
+      "-o",
+      `type=docker,dest=${docker}`,
+      ctx,
+    ]);
+    expect(d.code, d.stderr).toBe(0);
+    const [img] = await readDockerArchive(docker);
+    expect(img!.repoTags).toEqual(["out:2"]);
+    expect(img!.config.config?.Cmd).toEqual(["sh"]);
+    expect((await flatten(img!.layers)).get("app/main.py")?.type).toBe("file");
+    const oci = path.join(t.dir, "out-oci.tar");
+    const o = await strata(root, ["build", "-q", "-f", df, "-o", `type=oci,dest=${oci}`, ctx]);
+    expect(o.code, o.stderr).toBe(0);
+    const names = (await tarEntries(readFileSync(oci))).map((e) => e.name);
+    expect(names).toContain("oci-layout");
+    expect(names).toContain("index.json");
+    // The archive loads back into a fresh store with the same image ID.
+    const other = path.join(t.dir, "store2");
+    const l = await strata(other, ["load", "-i", docker]);
+    expect(l.code, l.stderr).toBe(0);
+    const id = JSON.parse((await strata(other, ["inspect", "out:2"])).stdout)[0].Id;
+    expect(id).toBe(JSON.parse((await strata(root, ["inspect", "out:2"])).stdout)[0].Id);
   });
 
   it("a bind source that is a symlink out of the context is refused, never mounted from the host", async () => {
