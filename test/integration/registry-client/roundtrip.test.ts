@@ -6,6 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "../../../src/registry/client/index.js";
 import { strata } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
 import {
@@ -210,6 +211,18 @@ describe.skipIf(!need.ok)("push and pull with CNCF distribution (anonymous)", ()
       "{{.Repository}} {{.Tag}} {{.Digest}} {{.ID}}",
     ]);
     expect(list.stdout.trim()).toBe(`${reg.host}/rt/busybox <none> ${pushed} ${id.slice(7, 19)}`);
+  });
+
+  it("tag lists follow the registry's Link header page by page", async () => {
+    const client = new Client();
+    try {
+      const repo = client.registry(reg.host).repository("rt/busybox");
+      // Three pages of one tag each (distribution 2.8 pages in its own order).
+      expect((await repo.tags({ pageSize: 1 })).sort()).toEqual(["1", "2", "3"]);
+      expect((await repo.tags()).sort()).toEqual(["1", "2", "3"]);
+    } finally {
+      await client.close();
+    }
   });
 
   it("a name without tag says Using default tag; -q prints only the reference", async () => {
