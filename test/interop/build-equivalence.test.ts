@@ -239,7 +239,7 @@ CMD echo "$A"
   },
   {
     name: "entrypoint-cmd",
-    targets: ["reset", "both", "shellform"],
+    targets: ["reset", "both", "nohealth", "shellform"],
     dockerfile: `FROM base:1 AS withcmd
 CMD ["sh", "-c", "echo inherited"]
 FROM withcmd AS reset
@@ -247,6 +247,9 @@ ENTRYPOINT ["echo"]
 FROM withcmd AS both
 ENTRYPOINT ["echo", "entry"]
 CMD ["arg"]
+FROM withcmd AS nohealth
+HEALTHCHECK --interval=1m CMD true
+HEALTHCHECK NONE
 FROM reset AS shellform
 ENTRYPOINT echo shell "$HOME"
 `,
@@ -338,8 +341,8 @@ RUN echo chomped > /h/chomp.txt
   },
   {
     name: "multistage-target",
-    flags: ["--target", "build"],
-    dockerfile: `FROM base:1 AS base
+    flags: ["--target", "build", "--platform", "linux/amd64"],
+    dockerfile: `FROM --platform=$BUILDPLATFORM base:1 AS base
 RUN echo base > /base.txt
 FROM base AS build
 RUN echo build > /build.txt
