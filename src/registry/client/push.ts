@@ -3,6 +3,7 @@ import { type Readable, Transform } from "node:stream";
 import {
   type Descriptor,
   type Digest,
+  digestOf,
   type ImageConfig,
   layerCompression,
   MediaType,
@@ -164,9 +165,14 @@ export async function pushImage(
     };
     // docker/distribution's schema2 manifests are json.MarshalIndent(m, "", "   ").
     const manifest = Buffer.from(JSON.stringify(manifestDoc, null, 3));
-    const digest = await repo.putManifest(input.tag ?? "", manifest, MediaType.DockerManifest, {
-      signal: abort.signal,
-    });
+    const digest = await repo.putManifest(
+      input.tag ?? digestOf(manifest),
+      manifest,
+      MediaType.DockerManifest,
+      {
+        signal: abort.signal,
+      },
+    );
     return { digest, size: manifest.length, manifest, mediaType: MediaType.DockerManifest, layers };
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);
