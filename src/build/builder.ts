@@ -14,6 +14,7 @@ import {
   type ExpandedInstruction,
   type ExpandedStage,
   expandStages,
+  isLikelySecretPath,
   type LintWarning,
   lintDockerfile,
   lintFailure,
@@ -28,13 +29,13 @@ import {
   type ContainerConfig,
   chainIds,
   type Digest,
+  digestOf,
   formatPlatform,
   type History,
   hostPlatform,
   type ImageConfig,
   type Parsed,
   type Platform,
-  parseImageConfig,
   platformMatches,
 } from "../oci/index.js";
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
@@ -233,8 +234,11 @@ export class Builder {
           : undefined;
       },
       dockerignore: ignoreText ? readDockerignore(ignoreText) : [],
+      // SecretInContext reports only likely-secret paths: hand it just those (a few, not 10,000).
       contextFiles: context
-        ? [...context.values()].filter((e) => e.type === "file").map((e) => e.relPath)
+        ? [...context.values()]
+            .filter((e) => e.type === "file" && isLikelySecretPath(e.relPath))
+            .map((e) => e.relPath)
         : undefined,
     });
     const checks: CheckResult = {
@@ -297,7 +301,12 @@ export class Builder {
     cfg.history = final.history;
     cfg.rootfs = { type: "layers", diff_ids: final.layers.map((l) => l.diffId) };
     const raw = JSON.stringify(orderConfig(cfg));
-    const config = parseImageConfig(raw);
+    // Strata wrote this document itself from validated parts: no schema pass (zod) needed.
+    const config: Parsed<ImageConfig> = {
+      value: JSON.parse(raw) as ImageConfig,
+      raw: Buffer.from(raw),
+      digest: digestOf(raw),
+    };
     progress.log(ve, "exporting layers done");
     return { config, layers: final.layers, warnings: expanded.warnings, exportVertex: ve, checks };
   }
@@ -734,12 +743,24 @@ export class Builder {
           await previous();
         };
       }
-      if (!from)
-        await mapLimit(items, 8, async (it) => {
-          if (!it.digest && (it.type === "file" || it.type === "archive") && it.source && "abs" in it.source)
-            it.digest = await b.statCache.digest(it.source.abs, it.entry!);
+      if (!from) {
+        const misses: CopyItem[] = [];
+        for (const it of items) {
+          if (
+            it.digest ||
+            !(it.type === "file" || it.type === "archive") ||
+            !it.source ||
+            !("abs" in it.source)
+          )
+            continue;
+          const hit = b.statCache.cached(it.source.abs, it.entry!);
+          if (hit) it.digest = hit;
+          else misses.push(it);
+        }
+        await mapLimit(misses, 8, async (it) => {
+          it.digest = await b.statCache.digest((it.source as { abs: string }).abs, it.entry!);
         });
-      else
+      } else
         for (const it of items)
           if (it.type === "file" && it.source && "data" in it.source)
             it.digest = createHash("sha256").update(it.source.data).digest("hex");

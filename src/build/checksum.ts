@@ -34,6 +34,14 @@ export class StatCache {
     return c;
   }
 
+  /** The cached digest when the file's stat is unchanged (no I/O, no promise). */
+  cached(abs: string, e: ContextEntry): string | undefined {
+    const hit = this.entries.get(abs);
+    return hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs
+      ? hit[4]
+      : undefined;
+  }
+
   /** sha256 hex of a regular file of the context, from the cache when its stat is unchanged. */
   async digest(abs: string, e: ContextEntry): Promise<string> {
     const hit = this.entries.get(abs);
