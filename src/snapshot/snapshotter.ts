@@ -103,31 +103,17 @@ export class Snapshotter {
     return dirs.reverse();
   }
 
-  private async unpack(layer: LayerSource, chainId: Digest): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true });
+  /** A fresh tmp-<pid>-… dir with an empty fs/ (cleanup() removes it if its process dies). */
+  private async tempSnapshot(): Promise<string> {
     const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
     await fsp.mkdir(path.join(tmp, "fs"), { recursive: true });
+    return tmp;
+  }
+
+  private async unpack(layer: LayerSource, chainId: Digest): Promise<void> {
+    const tmp = await this.tempSnapshot();
     try {
-      // GNU tar does the extraction (ownership, modes, times, xattrs, links) natively;
-      // layers in the store were already checked against breakout entries.
-      await run(
-        "tar",
-        [
-          "-x",
-          "-f",
-          "-",
-          "-C",
-          path.join(tmp, "fs"),
-          "--numeric-owner",
-          "-p",
-          "--same-owner",
-          "--xattrs",
-          "--xattrs-include=*",
-        ],
-        {
-          input: await layer.open(),
-        },
-      );
+      await run("tar", unpackArgs(path.join(tmp, "fs")), { input: await layer.open() });
       await convertWhiteouts(path.join(tmp, "fs"));
       const dest = path.join(this.dir, digestHex(chainId));
       try {
@@ -151,27 +137,10 @@ export class Snapshotter {
     commit(chainId: Digest): Promise<void>;
     abort(): Promise<void>;
   }> {
-    await fsp.mkdir(this.dir, { recursive: true });
-    const tmp = path.join(this.dir, `tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-    await fsp.mkdir(path.join(tmp, "fs"), { recursive: true });
-    const p = spawn(
-      "tar",
-      [
-        "-x",
-        "-f",
-        "-",
-        "-C",
-        path.join(tmp, "fs"),
-        "--numeric-owner",
-        "-p",
-        "--same-owner",
-        "--xattrs",
-        "--xattrs-include=*",
-      ],
-      {
-        stdio: ["pipe", "ignore", "pipe"],
-      },
-    );
+    const tmp = await this.tempSnapshot();
+    const p = spawn("tar", unpackArgs(path.join(tmp, "fs")), {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
     const err: Buffer[] = [];
     p.stderr!.on("data", (c: Buffer) => err.push(c));
     const exited = new Promise<number>((resolve) => p.on("close", (c) => resolve(c ?? 1)));
@@ -335,6 +304,25 @@ export class Snapshotter {
   async remove(chainId: Digest): Promise<void> {
     await fsp.rm(path.join(this.dir, digestHex(chainId)), { recursive: true, force: true });
   }
+}
+
+/**
+ * GNU tar does the extraction (ownership, modes, times, xattrs, links) natively; layers in
+ * the store were already checked against breakout entries when they were ingested.
+ */
+function unpackArgs(dest: string): string[] {
+  return [
+    "-x",
+    "-f",
+    "-",
+    "-C",
+    dest,
+    "--numeric-owner",
+    "-p",
+    "--same-owner",
+    "--xattrs",
+    "--xattrs-include=*",
+  ];
 }
 
 /** OCI whiteouts in an unpacked tree -> overlayfs form (0/0 char devices, opaque xattr). */
