@@ -1,14 +1,14 @@
 import os from "node:os";
 import path from "node:path";
-import { Store } from "../store/index.js";
 import type { ContainerConfig } from "../oci/index.js";
+import { Store } from "../store/index.js";
+import { StrataError } from "../util/index.js";
 import { BuildService } from "./builder.js";
 import { ContainerService } from "./containers.js";
 import { applyChanges } from "./changes.js";
 import { DistributionService } from "./distribution.js";
 import { openUrl } from "./fetch.js";
 import { ImageService, parseUntil } from "./images.js";
-import { StrataError } from "../util/index.js";
 
 export interface EngineOptions {
   /** Store root: `--root`, else $STRATA_ROOT, else the default below. */
@@ -52,8 +52,11 @@ export class Engine {
     const { TarScanner } = await import("../layer/index.js");
     await pipeline(Readable.from([tar]), new TarScanner({ what: "build context" }));
     const { spawnSync } = await import("node:child_process");
-    const r = spawnSync("tar", ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions"], { input: tar });
-    if (r.status !== 0) throw new StrataError("INVALID_ARCHIVE", `build context: ${r.stderr.toString().trim()}`);
+    const r = spawnSync("tar", ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions"], {
+      input: tar,
+    });
+    if (r.status !== 0)
+      throw new StrataError("INVALID_ARCHIVE", `build context: ${r.stderr.toString().trim()}`);
   }
 
   /** `builder prune`: drop build-cache records (all, or those last used before `until`), then their layers. */
