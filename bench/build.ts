@@ -50,7 +50,8 @@ function dropCaches() {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+const fmt = (xs: number[]) =>
+  `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
 
 async function main() {
   mkdirSync(OUT, { recursive: true });
@@ -85,7 +86,11 @@ async function main() {
         run([docker, "builder", "prune", "-a", "-f"], denv);
         run([docker, "image", "prune", "-f"], denv);
       },
-      build: () => run([docker, "build", "-q", "--network", "none", "-t", "app:classic", APP], { ...denv, DOCKER_BUILDKIT: "0" }),
+      build: () =>
+        run([docker, "build", "-q", "--network", "none", "-t", "app:classic", APP], {
+          ...denv,
+          DOCKER_BUILDKIT: "0",
+        }),
     },
     {
       name: "docker buildkit",
@@ -94,7 +99,11 @@ async function main() {
         spawnSync(docker, ["rmi", "-f", "app:buildkit"], { env: { ...process.env, ...denv } });
         run([docker, "builder", "prune", "-a", "-f"], denv);
       },
-      build: () => run([docker, "build", "-q", "--network", "none", "-t", "app:buildkit", APP], { ...denv, DOCKER_BUILDKIT: "1" }),
+      build: () =>
+        run([docker, "build", "-q", "--network", "none", "-t", "app:buildkit", APP], {
+          ...denv,
+          DOCKER_BUILDKIT: "1",
+        }),
     },
   ];
   try {
@@ -117,19 +126,27 @@ async function main() {
       }
     }
     // The image must print 10000 (the workload's correctness check).
-    const check = spawnSync(docker, ["run", "--rm", "--network", "none", "app:buildkit"], { env: { ...process.env, ...denv } });
+    const check = spawnSync(docker, ["run", "--rm", "--network", "none", "app:buildkit"], {
+      env: { ...process.env, ...denv },
+    });
     const strataSave = path.join(OUT, "strata-app.tar");
     run([...strataBin, "save", "-o", strataSave, "app:bench"]);
     run([docker, "load", "-i", strataSave], denv);
-    const ours = spawnSync(docker, ["run", "--rm", "--network", "none", "app:bench"], { env: { ...process.env, ...denv } });
-    console.log(`\ncorrectness: buildkit image prints ${check.stdout.toString().trim()}, strata image prints ${ours.stdout.toString().trim()}`);
+    const ours = spawnSync(docker, ["run", "--rm", "--network", "none", "app:bench"], {
+      env: { ...process.env, ...denv },
+    });
+    console.log(
+      `\ncorrectness: buildkit image prints ${check.stdout.toString().trim()}, strata image prints ${ours.stdout.toString().trim()}`,
+    );
     console.log(`\nWall seconds, median (min–max) of ${RUNS}; ratio = strata / buildkit\n`);
     console.log("| scenario | strata | docker classic | docker buildkit | ratio |");
     console.log("|---|---|---|---|---|");
     for (const s of ["S1", "S2", "S3", "S4"]) {
       const st = res.strata![s]!;
       const bk = res["docker buildkit"]![s]!;
-      console.log(`| ${s} | ${fmt(st)} | ${fmt(res["docker classic"]![s]!)} | ${fmt(bk)} | ${(median(st) / median(bk)).toFixed(2)} |`);
+      console.log(
+        `| ${s} | ${fmt(st)} | ${fmt(res["docker classic"]![s]!)} | ${fmt(bk)} | ${(median(st) / median(bk)).toFixed(2)} |`,
+      );
     }
     console.log(`\nstrata peak RSS in S1: ${(Math.max(...tools[0]!.rss) / 1024).toFixed(0)} MB`);
   } finally {

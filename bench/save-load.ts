@@ -25,12 +25,16 @@ const STRATA = [process.execPath, path.join(REPO, "dist/bin/main.js")];
 
 function time(cmd: string[], env: NodeJS.ProcessEnv = {}): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, ...env } });
+  const r = spawnSync(cmd[0]!, cmd.slice(1), {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, ...env },
+  });
   if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status})`);
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (xs: number[]) => `${median(xs).toFixed(3)} s (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
+const fmt = (xs: number[]) =>
+  `${median(xs).toFixed(3)} s (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
 
 async function main() {
   mkdirSync(OUT, { recursive: true });
@@ -45,7 +49,20 @@ async function main() {
   const store = await Store.open(root);
   const base = await store.ingestLayer(createReadStream(path.join(WORK, "base-rootfs.tar")));
   const appTar = path.join(OUT, "app-layer.tar");
-  execFileSync("tar", ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--transform", "s,^,app/,", "-C", path.join(WORK, "app"), "-cf", appTar, "deps", "src"]);
+  execFileSync("tar", [
+    "--sort=name",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--transform",
+    "s,^,app/,",
+    "-C",
+    path.join(WORK, "app"),
+    "-cf",
+    appTar,
+    "deps",
+    "src",
+  ]);
   const app = await store.ingestLayer(createReadStream(appTar));
   const now = "2024-01-01T00:00:00Z";
   const config = parseImageConfig(
@@ -53,9 +70,16 @@ async function main() {
       architecture: "amd64",
       os: "linux",
       created: now,
-      config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"], WorkingDir: "/app" },
+      config: {
+        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        Cmd: ["sh"],
+        WorkingDir: "/app",
+      },
       rootfs: { type: "layers", diff_ids: [base.diffId, app.diffId] },
-      history: [{ created: now, created_by: "import base-rootfs.tar" }, { created: now, created_by: "COPY deps/ src/ /app/" }],
+      history: [
+        { created: now, created_by: "import base-rootfs.tar" },
+        { created: now, created_by: "COPY deps/ src/ /app/" },
+      ],
     }),
   );
   await store.putImage({ config, layers: [base, app], tags: ["docker.io/library/bench-app:1"] });
@@ -70,7 +94,14 @@ async function main() {
     time(strata(["save", "-o", seed, "bench-app:1"]));
     time(docker(["load", "-i", seed]), dockerEnv);
 
-    const res: Record<string, number[]> = { strataSave: [], dockerSave: [], strataLoad: [], dockerLoad: [], strataLoadCold: [], dockerLoadCold: [] };
+    const res: Record<string, number[]> = {
+      strataSave: [],
+      dockerSave: [],
+      strataLoad: [],
+      dockerLoad: [],
+      strataLoadCold: [],
+      dockerLoadCold: [],
+    };
     const sOut = path.join(OUT, "s.tar");
     const dOut = path.join(OUT, "d.tar");
     for (let i = 0; i < RUNS; i++) {
@@ -105,7 +136,9 @@ async function main() {
     for (let i = 0; i < RUNS; i++) images.push(time(strata(["images"])));
 
     const mb = (imageBytes / 1e6).toFixed(0);
-    console.log(`\nImage: 2 layers, ${mb} MB uncompressed; archive ${(statSync(sOut).size / 1e6).toFixed(0)} MB (strata), ${(statSync(dOut).size / 1e6).toFixed(0)} MB (docker). ${os.cpus().length} cores. Median of ${RUNS}.`);
+    console.log(
+      `\nImage: 2 layers, ${mb} MB uncompressed; archive ${(statSync(sOut).size / 1e6).toFixed(0)} MB (strata), ${(statSync(dOut).size / 1e6).toFixed(0)} MB (docker). ${os.cpus().length} cores. Median of ${RUNS}.`,
+    );
     console.log("| scenario | strata | docker | ratio |");
     console.log("|---|---|---|---|");
     const row = (name: string, s: number[], dk: number[]) =>

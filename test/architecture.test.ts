@@ -20,8 +20,18 @@ const ALLOWED: Record<string, string[]> = {
   archive: ["oci", "reference", "image", "layer", "store", "util"],
   build: ["dockerfile", "image", "layer", "snapshot", "runtime", "store", "oci", "reference", "util"],
   engine: [
-    "util", "oci", "reference", "image", "dockerfile", "layer", "store", "snapshot", "runtime",
-    "registry/client", "archive", "build",
+    "util",
+    "oci",
+    "reference",
+    "image",
+    "dockerfile",
+    "layer",
+    "store",
+    "snapshot",
+    "runtime",
+    "registry/client",
+    "archive",
+    "build",
   ],
   daemon: ["engine", "oci", "reference", "util"],
   web: ["util", "oci"],
@@ -67,13 +77,15 @@ describe("architecture", () => {
       const from = folderOf(f);
       for (const spec of importsOf(f)) {
         if (!spec.startsWith(".")) {
-          if (PURE.has(from) && IMPURE_BUILTINS.test(spec)) bad.push(`${path.relative(SRC, f)}: pure module imports ${spec}`);
+          if (PURE.has(from) && IMPURE_BUILTINS.test(spec))
+            bad.push(`${path.relative(SRC, f)}: pure module imports ${spec}`);
           continue;
         }
         const target = path.resolve(path.dirname(f), spec).replace(/\.js$/, ".ts");
         const to = folderOf(target);
         if (to === from) continue;
-        if (!ALLOWED[from]?.includes(to)) bad.push(`${path.relative(SRC, f)}: ${from} may not import ${to} (${spec})`);
+        if (!ALLOWED[from]?.includes(to))
+          bad.push(`${path.relative(SRC, f)}: ${from} may not import ${to} (${spec})`);
         const base = to === "." ? SRC : path.join(SRC, to);
         if (path.relative(base, target) !== "index.ts")
           bad.push(`${path.relative(SRC, f)}: deep import ${spec}; enter ${to} through its index.ts`);

@@ -1,2 +1,2 @@
-export { buildProgram, run, VERSION } from "./program.js";
 export type { Io } from "./output.js";
+export { buildProgram, run, VERSION } from "./program.js";

@@ -434,7 +434,7 @@ export function parseJSONArray(rest: string): string[] | undefined {
   const out: string[] = [];
   for (const e of v) {
     if (typeof e !== "string") throw new ReasonError(NOT_STRING_ARRAY);
-    // Go decodes an unpaired \uXXXX surrogate escape as U+FFFD.
+    // Go decodes an unpaired \u surrogate escape (four hex digits) as U+FFFD.
     out.push(e.replace(LONE_SURROGATES_G, "\uFFFD"));
   }
   return out;

@@ -3,7 +3,18 @@ import { parseDockerfile } from "../dockerfile/index.js";
 import type { ContainerConfig } from "../oci/index.js";
 import { StrataError } from "../util/index.js";
 
-const ALLOWED = new Set(["cmd", "entrypoint", "env", "expose", "label", "onbuild", "stopsignal", "user", "volume", "workdir"]);
+const ALLOWED = new Set([
+  "cmd",
+  "entrypoint",
+  "env",
+  "expose",
+  "label",
+  "onbuild",
+  "stopsignal",
+  "user",
+  "volume",
+  "workdir",
+]);
 
 /**
  * Apply `--change` instructions (import, commit) to a container config, as Docker's
@@ -15,7 +26,11 @@ export function applyChanges(changes: string[], base: ContainerConfig = {}): Con
     const parsed = parseDockerfile(change);
     for (const node of parsed.children) {
       const cmd = node.command;
-      if (!ALLOWED.has(cmd)) throw new StrataError("INVALID_ARGUMENT", `${node.value.toUpperCase()} is not a valid change command`);
+      if (!ALLOWED.has(cmd))
+        throw new StrataError(
+          "INVALID_ARGUMENT",
+          `${node.value.toUpperCase()} is not a valid change command`,
+        );
       const args = node.args;
       const shellForm = (a: string[]) => (node.json ? a : ["/bin/sh", "-c", a.join(" ")]);
       switch (cmd) {

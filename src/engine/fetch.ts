@@ -1,4 +1,4 @@
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { StrataError } from "../util/index.js";
 
 /** Open an http(s) URL as a stream (`import URL`), following redirects. */

@@ -25,12 +25,14 @@ export interface Image {
 /** Check the invariants every image source must keep: layers match rootfs.diff_ids, id = config digest. */
 export function validateImage(img: Image): string[] {
   const problems: string[] = [];
-  if (img.id !== img.config.digest) problems.push(`id ${img.id} is not the config digest ${img.config.digest}`);
+  if (img.id !== img.config.digest)
+    problems.push(`id ${img.id} is not the config digest ${img.config.digest}`);
   const want = img.config.value.rootfs.diff_ids;
   if (want.length !== img.layers.length)
     problems.push(`config has ${want.length} diff_ids but the image has ${img.layers.length} layers`);
   want.forEach((d, i) => {
-    if (img.layers[i] && img.layers[i]!.diffId !== d) problems.push(`layer ${i}: diffId ${img.layers[i]!.diffId}, config says ${d}`);
+    if (img.layers[i] && img.layers[i]!.diffId !== d)
+      problems.push(`layer ${i}: diffId ${img.layers[i]!.diffId}, config says ${d}`);
   });
   return problems;
 }

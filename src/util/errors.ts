@@ -21,8 +21,14 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: { kind: "invalidArgument", doc: "a flag or argument is malformed" },
   INVALID_REFERENCE: { kind: "invalidArgument", doc: "an image reference does not parse" },
   INVALID_DIGEST: { kind: "invalidArgument", doc: "a digest string is malformed or of an unknown algorithm" },
-  INVALID_JSON: { kind: "invalidArgument", doc: "untrusted JSON is malformed or has fields of the wrong type" },
-  INVALID_ARCHIVE: { kind: "invalidArgument", doc: "a tarball is truncated, corrupt or not of a known format" },
+  INVALID_JSON: {
+    kind: "invalidArgument",
+    doc: "untrusted JSON is malformed or has fields of the wrong type",
+  },
+  INVALID_ARCHIVE: {
+    kind: "invalidArgument",
+    doc: "a tarball is truncated, corrupt or not of a known format",
+  },
   UNSAFE_PATH: { kind: "invalidArgument", doc: "a tar entry or link would escape its root" },
   TOO_LARGE: { kind: "invalidArgument", doc: "an input is over its size limit" },
   DIGEST_MISMATCH: { kind: "dataLoss", doc: "bytes do not hash to the digest they were announced with" },
@@ -44,7 +50,10 @@ export const ERROR_CODES = {
     doc: "a manifest refers to a blob or child manifest the repository does not have",
   },
   UPLOAD_NOT_FOUND: { kind: "notFound", doc: "no blob upload session with that ID in the repository" },
-  UPLOAD_RANGE_INVALID: { kind: "invalidArgument", doc: "an upload chunk does not start where the session ends" },
+  UPLOAD_RANGE_INVALID: {
+    kind: "invalidArgument",
+    doc: "an upload chunk does not start where the session ends",
+  },
   UNAUTHENTICATED: { kind: "unauthenticated", doc: "the request needs credentials, or they are wrong" },
   PERMISSION_DENIED: { kind: "permissionDenied", doc: "the caller may not do this action on this resource" },
   RATE_LIMITED: { kind: "unavailable", doc: "too many failed logins from this client; retry later" },
@@ -52,9 +61,18 @@ export const ERROR_CODES = {
     kind: "unavailable",
     doc: "a registry could not be reached, or kept failing (429, 5xx, dropped connections) after bounded retries",
   },
-  REGISTRY_ERROR: { kind: "failedPrecondition", doc: "a registry answered with an error or a response Strata cannot use" },
-  TLS_ERROR: { kind: "unavailable", doc: "a registry's TLS certificate could not be verified, or the handshake failed" },
-  CREDENTIALS_ERROR: { kind: "failedPrecondition", doc: "Docker's config.json or a docker-credential-* helper failed" },
+  REGISTRY_ERROR: {
+    kind: "failedPrecondition",
+    doc: "a registry answered with an error or a response Strata cannot use",
+  },
+  TLS_ERROR: {
+    kind: "unavailable",
+    doc: "a registry's TLS certificate could not be verified, or the handshake failed",
+  },
+  CREDENTIALS_ERROR: {
+    kind: "failedPrecondition",
+    doc: "Docker's config.json or a docker-credential-* helper failed",
+  },
   CONTAINER_NOT_FOUND: { kind: "notFound", doc: "no container matches the name or ID" },
   CONTAINER_CONFLICT: {
     kind: "conflict",

@@ -15,14 +15,21 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** A temp name next to `file`, on the same file system, unique per process and call. */
 export function tempNameFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
+  );
 }
 
 /**
  * Crash-safe replace: write a temp file beside the target, fsync it, rename it over the
  * target, fsync the directory. A reader sees the old or the new content, never a mix.
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array, opts: { sync?: boolean } = {}) {
+export async function atomicWriteFile(
+  file: string,
+  data: string | Uint8Array,
+  opts: { sync?: boolean } = {},
+) {
   const sync = opts.sync ?? true;
   const tmp = tempNameFor(file);
   const fh = await fsp.open(tmp, "w", 0o644);

@@ -1,6 +1,6 @@
 export * from "./errors.js";
+export * from "./format.js";
 export * from "./fs.js";
 export * from "./lock.js";
 export * from "./streams.js";
-export * from "./format.js";
 export * from "./template.js";

@@ -12,7 +12,11 @@ export interface LockOptions {
  * proper-lockfile's mkdir lock is atomic on every local file system and goes stale when
  * its holder dies (the mtime stops being refreshed), so a kill -9 never wedges the store.
  */
-export async function withFileLock<T>(target: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+export async function withFileLock<T>(
+  target: string,
+  fn: () => Promise<T>,
+  opts: LockOptions = {},
+): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const ownerFile = `${target}.owner`;
   let release: () => Promise<void>;
@@ -21,7 +25,13 @@ export async function withFileLock<T>(target: string, fn: () => Promise<T>, opts
       stale: 10_000,
       update: 2_000,
       realpath: false,
-      retries: { retries: Math.ceil(timeoutMs / 50), factor: 1, minTimeout: 20, maxTimeout: 80, randomize: true },
+      retries: {
+        retries: Math.ceil(timeoutMs / 50),
+        factor: 1,
+        minTimeout: 20,
+        maxTimeout: 80,
+        randomize: true,
+      },
     });
   } catch (e) {
     const owner = await fsp.readFile(ownerFile, "utf8").catch(() => "unknown");

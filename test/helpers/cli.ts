@@ -29,7 +29,11 @@ export function strata(
     p.stderr.on("data", (c) => err.push(c));
     p.on("error", reject);
     p.on("close", (code) =>
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+      resolve({
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
     );
     if (opts.input !== undefined) p.stdin.end(opts.input);
     else p.stdin.end();
@@ -37,15 +41,22 @@ export function strata(
 }
 
 /** Like strata() but returns stdout as bytes (for `save` to stdout). */
-export function strataBytes(root: string, args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+export function strataBytes(
+  root: string,
+  args: string[],
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [STRATA_BIN, "--root", root, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [STRATA_BIN, "--root", root, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on("data", (c) => out.push(c));
     p.stderr.on("data", (c) => err.push(c));
     p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
+    p.on("close", (code) =>
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }),
+    );
   });
 }
 

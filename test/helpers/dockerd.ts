@@ -9,7 +9,10 @@ export const DOCKER_CLI = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : "d
 
 export interface Dockerd {
   host: string;
-  docker(args: string[], opts?: { input?: Buffer | string; maxBuffer?: number }): Promise<{ stdout: string; stderr: string }>;
+  docker(
+    args: string[],
+    opts?: { input?: Buffer | string; maxBuffer?: number },
+  ): Promise<{ stdout: string; stderr: string }>;
   stop(): Promise<void>;
 }
 
@@ -25,24 +28,34 @@ export async function startDockerd(opts: { insecureRegistries?: string[] } = {})
     "--iptables=false",
     "--ip6tables=false",
     "--bridge=none",
-    "--data-root", path.join(dir, "data"),
-    "--exec-root", path.join(dir, "x"),
-    "--pidfile", path.join(dir, "pid"),
-    "-H", `unix://${sock}`,
-    "--containerd-namespace", `strata-${path.basename(dir)}`,
-    "--containerd-plugins-namespace", `strata-p-${path.basename(dir)}`,
+    "--data-root",
+    path.join(dir, "data"),
+    "--exec-root",
+    path.join(dir, "x"),
+    "--pidfile",
+    path.join(dir, "pid"),
+    "-H",
+    `unix://${sock}`,
+    "--containerd-namespace",
+    `strata-${path.basename(dir)}`,
+    "--containerd-plugins-namespace",
+    `strata-p-${path.basename(dir)}`,
     ...(opts.insecureRegistries ?? []).flatMap((r) => ["--insecure-registry", r]),
   ];
   const proc: ChildProcess = spawn("dockerd", args, { stdio: ["ignore", log, log], detached: false });
   const host = `unix://${sock}`;
   const docker: Dockerd["docker"] = async (a, o = {}) => {
-    const p = pexec(DOCKER_CLI, ["-H", host, ...a], { maxBuffer: o.maxBuffer ?? 256 * 1024 * 1024, encoding: "utf8" });
+    const p = pexec(DOCKER_CLI, ["-H", host, ...a], {
+      maxBuffer: o.maxBuffer ?? 256 * 1024 * 1024,
+      encoding: "utf8",
+    });
     if (o.input !== undefined) p.child.stdin?.end(o.input);
     return p;
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`dockerd exited early (${proc.exitCode}); see ${dir}/dockerd.log`);
+    if (proc.exitCode !== null)
+      throw new Error(`dockerd exited early (${proc.exitCode}); see ${dir}/dockerd.log`);
     try {
       await docker(["version", "--format", "{{.Server.Version}}"]);
       break;
@@ -71,7 +84,10 @@ export async function startDockerd(opts: { insecureRegistries?: string[] } = {})
           });
         });
       }
-      await pexec("sh", ["-c", `grep ' ${dir}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`]).catch(() => {});
+      await pexec("sh", [
+        "-c",
+        `grep ' ${dir}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l`,
+      ]).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,5 @@
-import { createServer, type Server } from "node:http";
 import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -61,8 +61,14 @@ describe("save/load streams and import sources", () => {
     const other = path.join(t.dir, "multi");
     const r = await strata(other, ["load", "-q"], { input: saved.stdout });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.split("\n").filter(Boolean).sort()).toEqual(["Loaded image: rt/base:1", "Loaded image: rt/other:2"]);
-    const names = (await strata(other, ["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout.split("\n").filter(Boolean).sort();
+    expect(r.stdout.split("\n").filter(Boolean).sort()).toEqual([
+      "Loaded image: rt/base:1",
+      "Loaded image: rt/other:2",
+    ]);
+    const names = (await strata(other, ["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout
+      .split("\n")
+      .filter(Boolean)
+      .sort();
     expect(names).toEqual(["rt/base:1", "rt/other:2"]);
   });
 
@@ -95,7 +101,9 @@ describe("save/load streams and import sources", () => {
     expect((await strata(other, ["import", "-m", "older", busyboxRootfs(), "rt/base:1"])).code).toBe(0);
     const saved = await strataBytes(root, ["save", "rt/base:1"]);
     const r = await strata(other, ["load"], { input: saved.stdout });
-    expect(r.stdout).toMatch(/^The image rt\/base:1 already exists, renaming the old one with ID sha256:[a-f0-9]{64} to empty string\nLoaded image: rt\/base:1\n$/);
+    expect(r.stdout).toMatch(
+      /^The image rt\/base:1 already exists, renaming the old one with ID sha256:[a-f0-9]{64} to empty string\nLoaded image: rt\/base:1\n$/,
+    );
     expect((await strata(other, ["images", "-q", "-f", "dangling=true"])).stdout).not.toBe("");
   });
 });

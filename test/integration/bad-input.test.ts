@@ -22,7 +22,9 @@ async function makeTar(entries: Entry[]): Promise<Buffer> {
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {
       if (e.type === "symlink" || e.type === "link" || e.type === "directory")
-        p.entry({ name: e.name, type: e.type, linkname: e.linkname }, (err) => (err ? reject(err) : resolve()));
+        p.entry({ name: e.name, type: e.type, linkname: e.linkname }, (err) =>
+          err ? reject(err) : resolve(),
+        );
       else p.entry({ name: e.name }, e.data ?? "", (err) => (err ? reject(err) : resolve()));
     });
   }
@@ -34,7 +36,10 @@ async function makeTar(entries: Entry[]): Promise<Buffer> {
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
 /** A docker-archive (legacy manifest.json layout) holding one image with the given layer tar. */
-async function dockerArchive(layer: Buffer, opts: { diffId?: string; manifest?: unknown } = {}): Promise<Buffer> {
+async function dockerArchive(
+  layer: Buffer,
+  opts: { diffId?: string; manifest?: unknown } = {},
+): Promise<Buffer> {
   const config = JSON.stringify({
     architecture: "amd64",
     os: "linux",
@@ -47,7 +52,9 @@ async function dockerArchive(layer: Buffer, opts: { diffId?: string; manifest?: 
     { name: "l1/layer.tar", data: layer },
     {
       name: "manifest.json",
-      data: JSON.stringify(opts.manifest ?? [{ Config: cfgName, RepoTags: ["evil:1"], Layers: ["l1/layer.tar"] }]),
+      data: JSON.stringify(
+        opts.manifest ?? [{ Config: cfgName, RepoTags: ["evil:1"], Layers: ["l1/layer.tar"] }],
+      ),
     },
   ]);
 }
@@ -81,22 +88,34 @@ describe("bad input: clear error, exit 1, store unchanged", () => {
   }
 
   it("a truncated archive", async () => {
-    await expectRejected(["load", "-i", file("trunc.tar", good.subarray(0, Math.floor(good.length / 2)))], /invalid tar archive|Unexpected end/i);
+    await expectRejected(
+      ["load", "-i", file("trunc.tar", good.subarray(0, Math.floor(good.length / 2)))],
+      /invalid tar archive|Unexpected end/i,
+    );
   });
 
   it("bytes that are not a tar", async () => {
-    await expectRejected(["load", "-i", file("junk.tar", Buffer.alloc(10_000, 7))], /invalid tar archive|not a docker or OCI/i);
+    await expectRejected(
+      ["load", "-i", file("junk.tar", Buffer.alloc(10_000, 7))],
+      /invalid tar archive|not a docker or OCI/i,
+    );
   });
 
   it("a corrupt gzip stream", async () => {
     const { gzipSync } = await import("node:zlib");
     const gz = gzipSync(good);
     gz[Math.floor(gz.length / 2)]! ^= 0xff;
-    await expectRejected(["load", "-i", file("corrupt.tar.gz", gz)], /invalid tar archive|incorrect|invalid/i);
+    await expectRejected(
+      ["load", "-i", file("corrupt.tar.gz", gz)],
+      /invalid tar archive|incorrect|invalid/i,
+    );
   });
 
   it("an archive member with ../ in its name", async () => {
-    const tar = await makeTar([{ name: "../escape", data: "x" }, { name: "manifest.json", data: "[]" }]);
+    const tar = await makeTar([
+      { name: "../escape", data: "x" },
+      { name: "manifest.json", data: "[]" },
+    ]);
     await expectRejected(["load", "-i", file("dotdot.tar", tar)], /path escapes the archive/);
   });
 
@@ -106,19 +125,34 @@ describe("bad input: clear error, exit 1, store unchanged", () => {
   });
 
   it("a layer whose tar climbs out with ../", async () => {
-    const layer = await makeTar([{ name: "ok", data: "fine" }, { name: "../../etc/evil", data: "x" }]);
-    await expectRejected(["load", "-i", file("evil-layer.tar", await dockerArchive(layer))], /path contains "\.\."/);
+    const layer = await makeTar([
+      { name: "ok", data: "fine" },
+      { name: "../../etc/evil", data: "x" },
+    ]);
+    await expectRejected(
+      ["load", "-i", file("evil-layer.tar", await dockerArchive(layer))],
+      /path contains "\.\."/,
+    );
     await expectRejected(["import", file("evil-rootfs.tar", layer), "evil:2"], /path contains "\.\."/);
   });
 
   it("a layer with a hard link to an absolute path", async () => {
-    const layer = await makeTar([{ name: "a", data: "x" }, { name: "b", type: "link", linkname: "/etc/shadow" }]);
-    await expectRejected(["load", "-i", file("hardlink.tar", await dockerArchive(layer))], /invalid hard link/);
+    const layer = await makeTar([
+      { name: "a", data: "x" },
+      { name: "b", type: "link", linkname: "/etc/shadow" },
+    ]);
+    await expectRejected(
+      ["load", "-i", file("hardlink.tar", await dockerArchive(layer))],
+      /invalid hard link/,
+    );
   });
 
   it("a layer whose digest does not match the config's diff_id", async () => {
     const layer = await makeTar([{ name: "a", data: "x" }]);
-    await expectRejected(["load", "-i", file("mismatch.tar", await dockerArchive(layer, { diffId: "0".repeat(64) }))], /diff ID|digest mismatch/);
+    await expectRejected(
+      ["load", "-i", file("mismatch.tar", await dockerArchive(layer, { diffId: "0".repeat(64) }))],
+      /diff ID|digest mismatch/,
+    );
   });
 
   it("manifest.json with fields of the wrong type", async () => {
@@ -135,7 +169,13 @@ describe("bad input: clear error, exit 1, store unchanged", () => {
         name: "index.json",
         data: JSON.stringify({
           schemaVersion: 2,
-          manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${"a".repeat(64)}`, size: 2 }],
+          manifests: [
+            {
+              mediaType: "application/vnd.oci.image.manifest.v1+json",
+              digest: `sha256:${"a".repeat(64)}`,
+              size: 2,
+            },
+          ],
         }),
       },
     ]);
@@ -143,12 +183,18 @@ describe("bad input: clear error, exit 1, store unchanged", () => {
   });
 
   it("invalid references and unknown images", async () => {
-    await expectRejected(["tag", "base:1", "team/Case"], /invalid reference format: repository name \(team\/Case\) must be lowercase/);
+    await expectRejected(
+      ["tag", "base:1", "team/Case"],
+      /invalid reference format: repository name \(team\/Case\) must be lowercase/,
+    );
     await expectRejected(["import", busyboxRootfs(), "bad//name"], /invalid reference format/);
     await expectRejected(["rmi", "nosuch:1"], /No such image: nosuch:1/);
     await expectRejected(["inspect", "nosuch"], /No such image: nosuch/);
     await expectRejected(["history", "nosuch"], /No such image: nosuch:latest/);
-    await expectRejected(["save", "-o", path.join(t.dir, "never.tar"), "base:1", "nosuch"], /No such image: nosuch:latest/);
+    await expectRejected(
+      ["save", "-o", path.join(t.dir, "never.tar"), "base:1", "nosuch"],
+      /No such image: nosuch:latest/,
+    );
     expect(() => readFileSync(path.join(t.dir, "never.tar"))).toThrow();
   });
 

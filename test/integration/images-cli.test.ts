@@ -12,7 +12,25 @@ describe("image commands (import, tag, images, inspect, history, rmi, prune)", (
 
   beforeAll(async () => {
     rootfs = busyboxRootfs();
-    const r = await strata(root, ["import", "-c", "CMD [\"sh\"]", "-c", "ENV A=1 B=two", "-c", "EXPOSE 8080", "-c", "WORKDIR /app", "-c", "USER app", "-c", "LABEL team=core", "-m", "base image", rootfs, "base:1"]);
+    const r = await strata(root, [
+      "import",
+      "-c",
+      'CMD ["sh"]',
+      "-c",
+      "ENV A=1 B=two",
+      "-c",
+      "EXPOSE 8080",
+      "-c",
+      "WORKDIR /app",
+      "-c",
+      "USER app",
+      "-c",
+      "LABEL team=core",
+      "-m",
+      "base image",
+      rootfs,
+      "base:1",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     id = r.stdout.trim();
@@ -55,9 +73,20 @@ describe("image commands (import, tag, images, inspect, history, rmi, prune)", (
   });
 
   it("images filters: reference, dangling, label, positional name", async () => {
-    const byRef = await strata(root, ["images", "--format", "{{.Repository}}:{{.Tag}}", "-f", "reference=base:*"]);
+    const byRef = await strata(root, [
+      "images",
+      "--format",
+      "{{.Repository}}:{{.Tag}}",
+      "-f",
+      "reference=base:*",
+    ]);
     expect(byRef.stdout.split("\n").filter(Boolean).sort()).toEqual(["base:1", "base:latest"]);
-    const pos = await strata(root, ["images", "--format", "{{.Repository}}:{{.Tag}}", "localhost:5000/team/base"]);
+    const pos = await strata(root, [
+      "images",
+      "--format",
+      "{{.Repository}}:{{.Tag}}",
+      "localhost:5000/team/base",
+    ]);
     expect(pos.stdout).toBe("localhost:5000/team/base:v2\n");
     const dangling = await strata(root, ["images", "-q", "-f", "dangling=true"]);
     expect(dangling.stdout).toBe("");
@@ -102,7 +131,9 @@ describe("image commands (import, tag, images, inspect, history, rmi, prune)", (
   it("rmi by ID referenced in several repositories needs -f; untag by name keeps the image", async () => {
     const conflict = await strata(root, ["rmi", id.slice(7, 19)]);
     expect(conflict.code).toBe(1);
-    expect(conflict.stderr).toContain(`conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+    expect(conflict.stderr).toContain(
+      `conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`,
+    );
     const untag = await strata(root, ["rmi", "localhost:5000/team/base:v2"]);
     expect(untag.stdout).toBe("Untagged: localhost:5000/team/base:v2\n");
     const still = await strata(root, ["images", "-q"]);
@@ -147,7 +178,9 @@ describe("image commands (import, tag, images, inspect, history, rmi, prune)", (
   it("prune without -f asks, and does nothing on no", async () => {
     await strata(root, ["import", rootfs, "ask:1"]);
     const r = await strata(root, ["image", "prune", "-a"], { input: "n\n" });
-    expect(r.stdout).toContain("WARNING! This will remove all images without at least one container associated to them.");
+    expect(r.stdout).toContain(
+      "WARNING! This will remove all images without at least one container associated to them.",
+    );
     expect(r.stdout).toContain("[y/N]");
     expect((await strata(root, ["images", "-q"])).stdout).not.toBe("");
   });

@@ -29,10 +29,13 @@ describe("store safety: kill -9, racing writers", () => {
 
   it("a load killed with SIGKILL leaves a consistent store and the next command works", async () => {
     const before = readFileSync(path.join(root, "meta/images.json"), "utf8");
-    const p = spawn(process.execPath, [STRATA_BIN, "--root", root, "load", "-i", bigArchive], { stdio: "ignore" });
+    const p = spawn(process.execPath, [STRATA_BIN, "--root", root, "load", "-i", bigArchive], {
+      stdio: "ignore",
+    });
     // Wait until the load has started writing into ingest/, then kill it mid-stream.
     const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline && readdirSync(path.join(root, "ingest")).length === 0) await new Promise((r) => setTimeout(r, 5));
+    while (Date.now() < deadline && readdirSync(path.join(root, "ingest")).length === 0)
+      await new Promise((r) => setTimeout(r, 5));
     expect(readdirSync(path.join(root, "ingest")).length, "load never started writing").toBeGreaterThan(0);
     p.kill("SIGKILL");
     await new Promise((r) => p.on("exit", r));
@@ -45,7 +48,11 @@ describe("store safety: kill -9, racing writers", () => {
     // Every blob that is visible verifies.
     const { createHash } = await import("node:crypto");
     for (const hex of readdirSync(path.join(root, "blobs/sha256")))
-      expect(createHash("sha256").update(readFileSync(path.join(root, "blobs/sha256", hex))).digest("hex")).toBe(hex);
+      expect(
+        createHash("sha256")
+          .update(readFileSync(path.join(root, "blobs/sha256", hex)))
+          .digest("hex"),
+      ).toBe(hex);
     const again = await strata(root, ["load", "-i", bigArchive]);
     expect(again.stdout).toBe("Loaded image: big:1\n");
   });
@@ -54,15 +61,24 @@ describe("store safety: kill -9, racing writers", () => {
     const runs = Array.from({ length: 20 }, (_, i) => strata(root, ["tag", "base:1", `race:${i}`]));
     const results = await Promise.all(runs);
     for (const r of results) expect(r.code, r.stderr).toBe(0);
-    const tags = (await strata(root, ["images", "--format", "{{.Tag}}", "race"])).stdout.split("\n").filter(Boolean);
+    const tags = (await strata(root, ["images", "--format", "{{.Tag}}", "race"])).stdout
+      .split("\n")
+      .filter(Boolean);
     expect(tags.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `race:${i}`.slice(5)).sort());
     const idx = JSON.parse(readFileSync(path.join(root, "index.json"), "utf8"));
-    expect(idx.manifests.filter((m: { annotations: Record<string, string> }) => m.annotations["org.opencontainers.image.ref.name"].includes("/race:"))).toHaveLength(20);
+    expect(
+      idx.manifests.filter((m: { annotations: Record<string, string> }) =>
+        m.annotations["org.opencontainers.image.ref.name"].includes("/race:"),
+      ),
+    ).toHaveLength(20);
   });
 
   it("two processes loading the same archive at once both succeed with one good copy", async () => {
     const fresh = path.join(t.dir, "fresh");
-    const [a, b] = await Promise.all([strata(fresh, ["load", "-i", bigArchive]), strata(fresh, ["load", "-i", bigArchive])]);
+    const [a, b] = await Promise.all([
+      strata(fresh, ["load", "-i", bigArchive]),
+      strata(fresh, ["load", "-i", bigArchive]),
+    ]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     const ids = (await strata(fresh, ["images", "-q", "--no-trunc"])).stdout.trim().split("\n");

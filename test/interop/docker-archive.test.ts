@@ -20,8 +20,19 @@ describe.runIf(need.ok)("interop with dockerd, skopeo and umoci", () => {
   beforeAll(async () => {
     d = await startDockerd();
     const r = await strata(root, [
-      "import", "-c", 'CMD ["echo", "hello from strata"]', "-c", "ENV GREETING=hi", "-c", "WORKDIR /tmp",
-      "-c", "LABEL org.example=yes", "-c", "EXPOSE 8000", busyboxRootfs(), "interop/app:1",
+      "import",
+      "-c",
+      'CMD ["echo", "hello from strata"]',
+      "-c",
+      "ENV GREETING=hi",
+      "-c",
+      "WORKDIR /tmp",
+      "-c",
+      "LABEL org.example=yes",
+      "-c",
+      "EXPOSE 8000",
+      busyboxRootfs(),
+      "interop/app:1",
     ]);
     expect(r.code, r.stderr).toBe(0);
     id = r.stdout.trim();
@@ -46,14 +57,16 @@ describe.runIf(need.ok)("interop with dockerd, skopeo and umoci", () => {
   });
 
   it("strata load reads docker save (shared layers, legacy layout) with the same image IDs", async () => {
-    await d.docker(["import", "-c", "CMD [\"sh\"]", busyboxRootfs(), "fromdocker:1"]);
+    await d.docker(["import", "-c", 'CMD ["sh"]', busyboxRootfs(), "fromdocker:1"]);
     const dockerId = (await d.docker(["inspect", "--format", "{{.Id}}", "fromdocker:1"])).stdout.trim();
     const archive = path.join(t.dir, "docker.tar");
     await d.docker(["save", "-o", archive, "fromdocker:1", "interop/app:1"]);
     const other = path.join(t.dir, "store2");
     const r = await strata(other, ["load", "-i", archive]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.split("\n").sort().join("\n")).toBe("\nLoaded image: fromdocker:1\nLoaded image: interop/app:1");
+    expect(r.stdout.split("\n").sort().join("\n")).toBe(
+      "\nLoaded image: fromdocker:1\nLoaded image: interop/app:1",
+    );
     const ids = (await strata(other, ["images", "--no-trunc", "--format", "{{.Repository}} {{.ID}}"])).stdout;
     expect(ids).toContain(`fromdocker ${dockerId}`);
     expect(ids).toContain(`interop/app ${id}`);

@@ -5,6 +5,7 @@ import type { RegistryConfig } from "../../registry/server/index.js";
 
 /** The server's modules (jose, yaml, bcrypt) load only when a registry command runs. */
 const serverModule = () => import("../../registry/server/index.js");
+
 import { humanSize, StrataError } from "../../util/index.js";
 
 /** Default registry root: never the image store's root (DESIGN §3). */

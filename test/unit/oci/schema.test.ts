@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
-  DOCKER_TO_OCI,
   chainIds,
+  DOCKER_TO_OCI,
   digestOf,
   parseDescriptor,
   parseDigest,
@@ -42,7 +42,10 @@ describe("OCI schema fixtures", () => {
 
   it("docker-compat documents hash to their digest and validate after media-type conversion", () => {
     const d = JSON.parse(readFileSync(path.join(FIX, "docker-compat-cases.json"), "utf8"));
-    const groups = d.groups as Record<string, { mediaType: string; cases: { document: string; digest: string; valid: boolean }[] }>;
+    const groups = d.groups as Record<
+      string,
+      { mediaType: string; cases: { document: string; digest: string; valid: boolean }[] }
+    >;
     const map = d.mediaTypeMap as Record<string, string>;
     const byType: Record<string, (s: string) => unknown> = {
       "application/vnd.oci.image.manifest.v1+json": (s) => parseManifest(s, { strictSchema: true }),
@@ -102,8 +105,8 @@ describe("digests", () => {
   });
   it("rejects oversized and malformed documents with the field named", () => {
     expect(() => parseImageConfig(Buffer.alloc(5 * 1024 * 1024, 32))).toThrow(/over the limit/);
-    expect(() => parseImageConfig('{"architecture":1,"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')).toThrow(
-      /architecture/,
-    );
+    expect(() =>
+      parseImageConfig('{"architecture":1,"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'),
+    ).toThrow(/architecture/);
   });
 });
