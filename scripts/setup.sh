@@ -27,5 +27,8 @@ fi
 # Debian's docker.io and docker-registry packages start services; Strata's tests start
 # their own private instances on loopback, so the system ones are stopped if running.
 systemctl stop docker.service docker.socket docker-registry.service 2>/dev/null || true
+for svc in docker docker-registry containerd; do
+  [ -x "/etc/init.d/$svc" ] && "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+done
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
