@@ -30,5 +30,13 @@ systemctl stop docker.service docker.socket docker-registry.service 2>/dev/null 
 for svc in docker docker-registry containerd; do
   [ -x "/etc/init.d/$svc" ] && "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
 done
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci first. It refuses this lockfile when the npm registry in use lacks other platforms'
+# optional binaries (biome, rollup, esbuild builds for macOS, Windows, musl: the mirror here
+# serves only glibc Linux ones, so npm install leaves them out of the lock). Then npm install,
+# which installs exactly the locked versions and leaves package-lock.json as it is.
+if ! npm ci --no-audit --no-fund --loglevel=error 2>/dev/null; then
+  echo "setup: npm ci refused the lockfile (optional packages of other platforms missing); npm install with the same lock" >&2
+  npm install --no-audit --no-fund --loglevel=error
+  git diff --quiet -- package-lock.json 2>/dev/null || { echo "setup: npm install changed package-lock.json" >&2; exit 1; }
+fi
 npm run build --silent
