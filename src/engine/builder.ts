@@ -25,32 +25,55 @@ export interface BuildImageRequest extends BuildRequest {
   outputs?: BuildOutput[];
 }
 
-/** Resolves FROM and COPY --from images in the local store (a registry pull comes with the client). */
-class LocalResolver implements ImageResolver {
+/** Fetches an image into the store from its registry (engine/ connects the distribution service). */
+export type Puller = (ref: string, platform: Platform, signal?: AbortSignal) => Promise<void>;
+
+/**
+ * Resolves FROM and COPY --from images: from the local store, pulling an image that is not
+ * there (and, with `--pull`, pulling first to re-resolve the tag) as BuildKit does.
+ */
+class StoreResolver implements ImageResolver {
   constructor(
     private readonly store: Store,
     private readonly images: ImageService,
+    private readonly puller?: Puller,
   ) {}
 
-  async resolve(ref: string, _opts: { pull: boolean; platform: Platform }): Promise<BaseImage> {
+  async resolve(
+    ref: string,
+    opts: { pull: boolean; platform: Platform; signal?: AbortSignal },
+  ): Promise<BaseImage> {
+    if (opts.pull && this.puller) await this.fetch(ref, opts);
+    try {
+      return await this.local(ref);
+    } catch (e) {
+      if (!(e instanceof StrataError && e.code === "IMAGE_NOT_FOUND") || !this.puller || opts.pull) throw e;
+      await this.fetch(ref, opts);
+      return this.local(ref);
+    }
+  }
+
+  private async fetch(ref: string, opts: { platform: Platform; signal?: AbortSignal }): Promise<void> {
+    try {
+      await this.puller!(ref, opts.platform, opts.signal);
+    } catch (e) {
+      // BuildKit's words for a base image it cannot get.
+      throw new StrataError(
+        e instanceof StrataError ? e.code : "IMAGE_NOT_FOUND",
+        `failed to resolve source metadata for ${canonicalName(ref)}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
+  private async local(ref: string): Promise<BaseImage> {
     const doc = await this.store.meta.read();
     let rec: ImageRecord;
     try {
       rec = this.images.resolve(doc, ref);
     } catch (e) {
-      if (e instanceof StrataError && e.code === "IMAGE_NOT_FOUND") {
-        let name = ref;
-        try {
-          const r = parseNormalizedNamed(ref);
-          name = referenceString(r.tag || r.digest ? r : { ...r, tag: "latest" });
-        } catch {
-          // keep as given
-        }
-        throw new StrataError(
-          "IMAGE_NOT_FOUND",
-          `${name}: not found locally (pulling base images from a registry is not supported yet)`,
-        );
-      }
+      if (e instanceof StrataError && e.code === "IMAGE_NOT_FOUND")
+        throw new StrataError("IMAGE_NOT_FOUND", `${canonicalName(ref)}: not found`);
       throw e;
     }
     const config = await this.store.config(rec.id);
@@ -63,11 +86,22 @@ class LocalResolver implements ImageResolver {
   }
 }
 
+/** `docker.io/library/busybox:latest` for `busybox`, or the text as given when it does not parse. */
+function canonicalName(ref: string): string {
+  try {
+    const r = parseNormalizedNamed(ref);
+    return referenceString(r.tag || r.digest ? r : { ...r, tag: "latest" });
+  } catch {
+    return ref;
+  }
+}
+
 /** `build`: runs the builder, then records the image and writes the requested outputs. */
 export class BuildService {
   constructor(
     private readonly store: Store,
     private readonly images: ImageService,
+    private readonly puller?: Puller,
   ) {}
 
   async build(req: BuildImageRequest, progress: ProgressSink) {
@@ -76,7 +110,7 @@ export class BuildService {
       if (r.digest) throw new StrataError("INVALID_REFERENCE", `invalid reference format: ${t}`);
       return referenceString(r.tag ? r : { ...r, tag: "latest" });
     });
-    const builder = new Builder(this.store, new LocalResolver(this.store, this.images));
+    const builder = new Builder(this.store, new StoreResolver(this.store, this.images, this.puller));
     const res = await builder.build(req, progress);
     if (req.checkOnly) return { id: undefined, config: undefined, warnings: [], checks: res.checks };
     const v = res.exportVertex;

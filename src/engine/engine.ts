@@ -1,6 +1,6 @@
 import os from "node:os";
 import path from "node:path";
-import type { ContainerConfig } from "../oci/index.js";
+import { type ContainerConfig, formatPlatform } from "../oci/index.js";
 import { Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
 import { BuildService } from "./builder.js";
@@ -33,7 +33,10 @@ export class Engine {
   private constructor(readonly store: Store) {
     this.images = new ImageService(store);
     this.distribution = new DistributionService(store, this.images);
-    this.builder = new BuildService(store, this.images);
+    // A base image missing locally (or every base with --pull) comes from its registry.
+    this.builder = new BuildService(store, this.images, async (ref, platform, signal) => {
+      await this.distribution.pull(ref, { platform: formatPlatform(platform), signal });
+    });
     this.containers = new ContainerService(store, this.images);
   }
 
