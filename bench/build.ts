@@ -12,14 +12,13 @@
  * command; median and min–max of RUNS. Peak RSS of Strata's build process is reported.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startDockerd } from "../test/helpers/dockerd.js";
+import { BENCH_OUT, cell, ensureBuilt, ensureWorkload, median, STRATA, WORK } from "./lib.js";
 
 const RUNS = Number(process.env.RUNS ?? 3);
-const REPO = path.resolve(import.meta.dirname, "..");
-const OUT = path.join(REPO, ".bench-out");
-const WORK = path.join(OUT, "workload");
+const OUT = BENCH_OUT;
 const APP = path.join(WORK, "app");
 
 interface Timed {
@@ -49,19 +48,14 @@ function dropCaches() {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (xs: number[]) =>
-  `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+const fmt = (xs: number[]) => cell(xs, 2);
 
 async function main() {
   mkdirSync(OUT, { recursive: true });
-  if (!existsSync(path.join(WORK, "FINGERPRINT")))
-    execFileSync("bash", [path.join(REPO, "../shared/bench/make-workload.sh"), WORK], { stdio: "inherit" });
-  // Measures the CLI as built (`npm run build` first); builds only when there is none.
-  if (!existsSync(path.join(REPO, "dist/bin/main.js")))
-    execFileSync("npm", ["run", "build", "--silent"], { cwd: REPO, stdio: "inherit" });
+  ensureWorkload();
+  ensureBuilt();
   const root = path.join(OUT, "build-store");
-  const strataBin = [process.execPath, path.join(REPO, "dist/bin/main.js"), "--root", root];
+  const strataBin = [...STRATA, "--root", root];
   const base = path.join(WORK, "base-rootfs.tar");
 
   const d = await startDockerd();

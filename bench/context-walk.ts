@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { walkContext } from "../src/build/index.js";
 import { PatternMatcher, readDockerignore } from "../src/dockerfile/index.js";
+import { median } from "./lib.js";
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const ROOT = process.env.BENCH_DIR ?? path.join(os.tmpdir(), "strata-bench-context-walk");
@@ -64,8 +65,6 @@ async function walkOnce(matcher: PatternMatcher | undefined): Promise<Run> {
   const c = process.cpuUsage(c0);
   return { ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, entries, files };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function scenario(name: string, matcher: PatternMatcher | undefined): Promise<number> {
   await walkOnce(matcher); // warm the page cache and the JIT

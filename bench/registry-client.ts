@@ -19,86 +19,42 @@
  * Times are wall-clock seconds of the whole client command (process start included), median
  * of RUNS with min–max, tools alternated within a run.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { parseImageConfig } from "../src/oci/index.js";
 import { Store } from "../src/store/index.js";
 import { startDockerd } from "../test/helpers/dockerd.js";
 import { type Distribution, startDistribution } from "../test/helpers/registry-client.js";
+import {
+  BENCH_OUT,
+  cell,
+  ensureBuilt,
+  ensureWorkload,
+  median,
+  STRATA,
+  storeWorkloadImage,
+  timeCommand,
+} from "./lib.js";
 
 const RUNS = Number(process.env.RUNS ?? 3);
-const REPO = path.resolve(import.meta.dirname, "..");
-const OUT = path.join(REPO, ".bench-out", "registry-client");
-const WORK = path.join(REPO, ".bench-out", "workload");
-const STRATA = [process.execPath, path.join(REPO, "dist/main.js")];
-
-function time(cmd: string[], env: NodeJS.ProcessEnv = {}): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd[0]!, cmd.slice(1), {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, ...env },
-  });
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status}): ${r.stderr}`);
-  return secs;
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const cell = (xs: number[]) =>
-  `${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+const OUT = path.join(BENCH_OUT, "registry-client");
+const time = timeCommand;
 
 async function main() {
   mkdirSync(OUT, { recursive: true });
-  if (!existsSync(path.join(WORK, "FINGERPRINT")))
-    execFileSync("bash", ["/work/shared/bench/make-workload.sh", WORK], { stdio: "inherit" });
-  execFileSync("npm", ["run", "build", "--silent"], { cwd: REPO, stdio: "inherit" });
+  ensureWorkload();
+  ensureBuilt();
 
   // The image, through the store API.
   const root = path.join(OUT, "store");
   rmSync(root, { recursive: true, force: true });
   const store = await Store.open(root);
-  const base = await store.ingestLayer(createReadStream(path.join(WORK, "base-rootfs.tar")));
-  const appTar = path.join(OUT, "app-layer.tar");
-  execFileSync("tar", [
-    "--sort=name",
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "--mtime=@1704067200",
-    "--transform",
-    "s,^,app/,",
-    "-C",
-    path.join(WORK, "app"),
-    "-cf",
-    appTar,
-    "deps",
-    "src",
-  ]);
-  const app = await store.ingestLayer(createReadStream(appTar));
-  const now = "2024-01-01T00:00:00Z";
-  const config = parseImageConfig(
-    JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      created: now,
-      config: {
-        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        Cmd: ["sh"],
-        WorkingDir: "/app",
-      },
-      rootfs: { type: "layers", diff_ids: [base.diffId, app.diffId] },
-      history: [
-        { created: now, created_by: "import base-rootfs.tar" },
-        { created: now, created_by: "COPY deps/ src/ /app/" },
-      ],
-    }),
-  );
   const LOCAL = "docker.io/library/bench-app:1";
-  await store.putImage({ config, layers: [base, app], tags: [LOCAL] });
+  const { bytes } = await storeWorkloadImage(store, LOCAL);
   // Strata's metadata before any push: restored before each cold push so no compressed form is known.
   const pristine = path.join(OUT, "images.json.pristine");
   copyFileSync(path.join(root, "meta/images.json"), pristine);
-  const mb = (base.size + app.size) / 1e6;
+  const mb = bytes / 1e6;
 
   const d = await startDockerd();
   const dockerEnv = { DOCKER_HOST: d.host };

@@ -9,81 +9,37 @@
  * get the identical image (dockerd loads Strata's archive). Times are wall-clock seconds
  * of the whole CLI command, median of RUNS, tools alternated, page cache warm.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseImageConfig } from "../src/oci/index.js";
 import { Store } from "../src/store/index.js";
 import { startDockerd } from "../test/helpers/dockerd.js";
+import {
+  BENCH_OUT,
+  cell,
+  ensureBuilt,
+  ensureWorkload,
+  median,
+  STRATA,
+  storeWorkloadImage,
+  timeCommand,
+  WORK,
+} from "./lib.js";
 
 const RUNS = Number(process.env.RUNS ?? 5);
-const REPO = path.resolve(import.meta.dirname, "..");
-const OUT = path.join(REPO, ".bench-out");
-const WORK = path.join(OUT, "workload");
-const STRATA = [process.execPath, path.join(REPO, "dist/bin/main.js")];
-
-function time(cmd: string[], env: NodeJS.ProcessEnv = {}): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd[0]!, cmd.slice(1), {
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, ...env },
-  });
-  if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status})`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (xs: number[]) =>
-  `${median(xs).toFixed(3)} s (${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)})`;
+const OUT = BENCH_OUT;
+const time = timeCommand;
+const fmt = (xs: number[]) => `${cell(xs)} s`;
 
 async function main() {
   mkdirSync(OUT, { recursive: true });
-  if (!existsSync(path.join(WORK, "FINGERPRINT")))
-    execFileSync("bash", [path.join(REPO, "../shared/bench/make-workload.sh"), WORK], { stdio: "inherit" });
-  // Measures the CLI as built (`npm run build` first); builds only when there is none.
-  if (!existsSync(path.join(REPO, "dist/bin/main.js")))
-    execFileSync("npm", ["run", "build", "--silent"], { cwd: REPO, stdio: "inherit" });
+  ensureWorkload();
+  ensureBuilt();
 
   const root = path.join(OUT, "store");
   rmSync(root, { recursive: true, force: true });
   const store = await Store.open(root);
-  const base = await store.ingestLayer(createReadStream(path.join(WORK, "base-rootfs.tar")));
-  const appTar = path.join(OUT, "app-layer.tar");
-  execFileSync("tar", [
-    "--sort=name",
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "--transform",
-    "s,^,app/,",
-    "-C",
-    path.join(WORK, "app"),
-    "-cf",
-    appTar,
-    "deps",
-    "src",
-  ]);
-  const app = await store.ingestLayer(createReadStream(appTar));
-  const now = "2024-01-01T00:00:00Z";
-  const config = parseImageConfig(
-    JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      created: now,
-      config: {
-        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        Cmd: ["sh"],
-        WorkingDir: "/app",
-      },
-      rootfs: { type: "layers", diff_ids: [base.diffId, app.diffId] },
-      history: [
-        { created: now, created_by: "import base-rootfs.tar" },
-        { created: now, created_by: "COPY deps/ src/ /app/" },
-      ],
-    }),
-  );
-  await store.putImage({ config, layers: [base, app], tags: ["docker.io/library/bench-app:1"] });
-  const imageBytes = base.size + app.size;
+  const { bytes: imageBytes } = await storeWorkloadImage(store, "docker.io/library/bench-app:1");
 
   const d = await startDockerd();
   const dockerEnv = { DOCKER_HOST: d.host };

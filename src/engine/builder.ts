@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { createWriteStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import { saveArchive } from "../archive/index.js";
@@ -12,7 +11,7 @@ import {
 import { type Digest, diffIdsOf, type Platform } from "../oci/index.js";
 import { parseNormalizedNamed, referenceString } from "../reference/index.js";
 import type { ImageRecord, Store } from "../store/index.js";
-import { StrataError } from "../util/index.js";
+import { runTool, StrataError } from "../util/index.js";
 import type { ImageService } from "./images.js";
 
 export type BuildOutput =
@@ -162,11 +161,9 @@ export class BuildService {
           const entries = await fsp.readdir(path.join(dir, o)).catch(() => [] as string[]);
           for (const e of entries) await fsp.rm(path.join(dir, o, e), { recursive: true, force: true });
         }
-        await runTool(
-          "tar",
-          ["-x", "-f", "-", "-C", dir, "--numeric-owner", "-p", "--exclude=.wh.*"],
-          await this.store.content.open(d),
-        );
+        await runTool("tar", ["-x", "-f", "-", "-C", dir, "--numeric-owner", "-p", "--exclude=.wh.*"], {
+          input: await this.store.content.open(d),
+        });
       }
       if (out.type === "tar")
         await runTool("tar", ["-c", "-f", dest, "-C", dir, "--numeric-owner", "--sort=name", "."]);
@@ -174,19 +171,4 @@ export class BuildService {
       if (out.type === "tar") await fsp.rm(dir, { recursive: true, force: true });
     }
   }
-}
-
-function runTool(cmd: string, args: string[], input?: NodeJS.ReadableStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: [input ? "pipe" : "ignore", "ignore", "pipe"] });
-    const err: Buffer[] = [];
-    p.stderr!.on("data", (c: Buffer) => err.push(c));
-    if (input) input.pipe(p.stdin!);
-    p.on("error", reject);
-    p.on("close", (c) =>
-      c === 0
-        ? resolve()
-        : reject(new StrataError("IO_ERROR", `${cmd} failed: ${Buffer.concat(err).toString().trim()}`)),
-    );
-  });
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { extract as tarExtract, pack as tarPack } from "tar-stream";
 import { chainIds, type Digest, digestHex } from "../oci/index.js";
-import { exists, StrataError } from "../util/index.js";
+import { exists, runTool, StrataError } from "../util/index.js";
 
 /**
  * Unpacked layers composed with overlayfs (DESIGN.md §3):
@@ -49,29 +49,6 @@ export async function isMountpoint(dir: string): Promise<boolean> {
   return info.split("\n").some((l) => l.split(" ")[4] === want);
 }
 
-function run(cmd: string, args: string[], opts: { input?: NodeJS.ReadableStream } = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: [opts.input ? "pipe" : "ignore", "ignore", "pipe"] });
-    const err: Buffer[] = [];
-    p.stderr!.on("data", (c: Buffer) => err.push(c));
-    if (opts.input) {
-      opts.input.on("error", (e) => p.kill() && reject(e));
-      opts.input.pipe(p.stdin!);
-    }
-    p.on("error", reject);
-    p.on("close", (code) =>
-      code === 0
-        ? resolve()
-        : reject(
-            new StrataError(
-              "IO_ERROR",
-              `${cmd} ${args[0] ?? ""} failed: ${Buffer.concat(err).toString().trim()}`,
-            ),
-          ),
-    );
-  });
-}
-
 export class Snapshotter {
   readonly dir: string;
 
@@ -113,7 +90,7 @@ export class Snapshotter {
   private async unpack(layer: LayerSource, chainId: Digest): Promise<void> {
     const tmp = await this.tempSnapshot();
     try {
-      await run("tar", unpackArgs(path.join(tmp, "fs")), { input: await layer.open() });
+      await runTool("tar", unpackArgs(path.join(tmp, "fs")), { input: await layer.open() });
       await convertWhiteouts(path.join(tmp, "fs"));
       const dest = path.join(this.dir, digestHex(chainId));
       try {
@@ -186,7 +163,7 @@ export class Snapshotter {
     if (opts.length > 4000)
       throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
     try {
-      await run("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
+      await runTool("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
     } catch (e) {
       await fsp.rm(base, { recursive: true, force: true });
       throw new StrataError(
@@ -201,7 +178,7 @@ export class Snapshotter {
       remove: async () => {
         if (removed) return;
         removed = true;
-        await run("umount", [merged]).catch(() => run("umount", ["-l", merged]).catch(() => {}));
+        await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
         await fsp.rm(base, { recursive: true, force: true });
       },
     };
@@ -240,7 +217,7 @@ export class Snapshotter {
     if (opts.length > 4000)
       throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
     try {
-      await run("mount", ["-t", "overlay", "overlay", "-o", opts, snap.mountpoint]);
+      await runTool("mount", ["-t", "overlay", "overlay", "-o", opts, snap.mountpoint]);
     } catch (e) {
       throw new StrataError(
         "UNSUPPORTED",
@@ -254,7 +231,7 @@ export class Snapshotter {
   async unmountNamed(key: string): Promise<void> {
     const snap = this.named(key);
     if (!(await isMountpoint(snap.mountpoint))) return;
-    await run("umount", [snap.mountpoint]).catch(() => run("umount", ["-l", snap.mountpoint]));
+    await runTool("umount", [snap.mountpoint]).catch(() => runTool("umount", ["-l", snap.mountpoint]));
   }
 
   /** Unmount and delete a named snapshot. */
@@ -266,7 +243,7 @@ export class Snapshotter {
   /** Keep an active snapshot's upper dir as the committed snapshot of a chain ID. */
   async commitUpper(snap: ActiveSnapshot, chainId: Digest): Promise<void> {
     const dest = path.join(this.dir, digestHex(chainId));
-    await run("umount", [snap.mountpoint]).catch(() => run("umount", ["-l", snap.mountpoint]));
+    await runTool("umount", [snap.mountpoint]).catch(() => runTool("umount", ["-l", snap.mountpoint]));
     if (await exists(path.join(dest, "fs"))) {
       await snap.remove();
       return;
@@ -295,7 +272,7 @@ export class Snapshotter {
       } catch {
         // dead: clean
       }
-      await run("umount", ["-l", path.join(this.dir, n, "merged")]).catch(() => {});
+      await runTool("umount", ["-l", path.join(this.dir, n, "merged")]).catch(() => {});
       await fsp.rm(path.join(this.dir, n), { recursive: true, force: true });
     }
   }
@@ -334,10 +311,10 @@ async function convertWhiteouts(root: string): Promise<void> {
       const p = path.join(dir, ent.name);
       if (ent.name === ".wh..wh..opq") {
         await fsp.rm(p, { force: true });
-        await run("setfattr", ["-n", "trusted.overlay.opaque", "-v", "y", dir]);
+        await runTool("setfattr", ["-n", "trusted.overlay.opaque", "-v", "y", dir]);
       } else if (ent.name.startsWith(".wh.")) {
         await fsp.rm(p, { force: true, recursive: true });
-        await run("mknod", [path.join(dir, ent.name.slice(4)), "c", "0", "0"]);
+        await runTool("mknod", [path.join(dir, ent.name.slice(4)), "c", "0", "0"]);
       } else if (ent.isDirectory()) stack.push(p);
     }
   }

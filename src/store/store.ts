@@ -234,6 +234,22 @@ export class Store {
     return parseManifest(await this.content.readSmall(record.manifest));
   }
 
+  /**
+   * Every recorded image's layers (rootfs.diff_ids), read from its config. An unreadable
+   * config counts as no layers: GC must still make progress on a damaged store.
+   */
+  private async diffIdsByImage(doc: MetaDoc): Promise<Map<Digest, Digest[]>> {
+    const out = new Map<Digest, Digest[]>();
+    for (const img of Object.values(doc.images)) {
+      try {
+        out.set(img.id, diffIdsOfConfig((await this.config(img.id)).value));
+      } catch {
+        out.set(img.id, []);
+      }
+    }
+    return out;
+  }
+
   /** Blobs reachable from the remaining images. */
   static liveBlobs(doc: MetaDoc, configs: Map<Digest, Digest[]>): Set<string> {
     const live = new Set<string>();
@@ -258,21 +274,9 @@ export class Store {
    * caller has already decided policy (tags, containers); this only removes.
    */
   async removeImages(ids: Digest[]): Promise<RemovedBlobs> {
-    const diffIdsOf = new Map<Digest, Digest[]>();
-    const readDiffIds = async (doc: MetaDoc) => {
-      for (const img of Object.values(doc.images)) {
-        if (diffIdsOf.has(img.id)) continue;
-        try {
-          const cfg = await this.config(img.id);
-          diffIdsOf.set(img.id, diffIdsOfConfig(cfg.value));
-        } catch {
-          diffIdsOf.set(img.id, []);
-        }
-      }
-    };
     const extra = (await this.extraRoots?.()) ?? new Set<string>();
     return this.meta.update(async (doc) => {
-      await readDiffIds(doc);
+      const diffIdsOf = await this.diffIdsByImage(doc);
       const removed: ImageRecord[] = [];
       for (const id of ids) {
         const rec = doc.images[id];
@@ -326,24 +330,13 @@ export class Store {
         const live = new Set<string>();
         for (const c of Object.values(doc.buildCache ?? {})) if (c.diffId) live.add(c.diffId);
         for (const d of extra) live.add(d);
-        for (const img of Object.values(doc.images)) {
-          const cfg = (await this.config(img.id)).value;
-          for (const d of diffIdsOfConfig(cfg)) live.add(d);
-        }
+        for (const ds of (await this.diffIdsByImage(doc)).values()) for (const d of ds) live.add(d);
         for (const d of Object.keys(doc.layers)) if (!live.has(d)) delete doc.layers[d];
       });
     }
     return this.meta.locked(async () => {
       const doc = await this.meta.read();
-      const diffIdsOf = new Map<Digest, Digest[]>();
-      for (const img of Object.values(doc.images)) {
-        try {
-          diffIdsOf.set(img.id, diffIdsOfConfig((await this.config(img.id)).value));
-        } catch {
-          diffIdsOf.set(img.id, []);
-        }
-      }
-      const live = Store.liveBlobs(doc, diffIdsOf);
+      const live = Store.liveBlobs(doc, await this.diffIdsByImage(doc));
       for (const d of extra) {
         live.add(d);
         for (const v of doc.layers[d]?.compressed ?? []) live.add(v.digest);

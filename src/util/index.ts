@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export * from "./exec.js";
 export * from "./format.js";
 export * from "./fs.js";
 export * from "./lock.js";
