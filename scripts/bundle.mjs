@@ -1,7 +1,11 @@
 // Bundle the CLI into dist/bin/ (ES modules, split so lazily imported parts stay lazy).
 // One file tree instead of hundreds of small modules cuts the CLI's start-up time; npm
 // packages are bundled too, except those loaded with require() on first use (zod).
+import { rmSync } from "node:fs";
 import { build } from "esbuild";
+
+// Chunk names carry content hashes: clear the old ones so dist/bin holds one build only.
+rmSync("dist/bin", { recursive: true, force: true });
 
 await build({
   // The container supervisor is a second entry: it runs as its own process (see src/runtime/supervisor.ts).
