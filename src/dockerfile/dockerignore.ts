@@ -58,9 +58,14 @@ export function readDockerignore(input: string | Uint8Array | null | undefined):
   return patterns;
 }
 
+/** A path that path.Clean would change: `.`/`..` elements, doubled or trailing slashes (a lone `/` is clean). */
+const NOT_CLEAN = /(?:^|\/)\.\.?(?:\/|$)|\/\/|.\/$/;
+
 /** Go's `path.Clean`: the shortest equivalent path, lexically. */
 function cleanPath(path: string): string {
   if (path === "") return ".";
+  // Most paths are clean already (a walker's or find's output): no work for those.
+  if (!NOT_CLEAN.test(path)) return path;
   const rooted = path.startsWith("/");
   const n = path.length;
   // The output, one character per element; `dotdot` is the length `..` cannot backtrack past.
@@ -99,7 +104,8 @@ function cleanPath(path: string): string {
 /** Go's `path.Dir`. */
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
-  return cleanPath(path.slice(0, i + 1));
+  // Without the slash itself, a clean parent stays on cleanPath's fast path.
+  return i <= 0 ? cleanPath(path.slice(0, i + 1)) : cleanPath(path.slice(0, i));
 }
 
 // ---------------------------------------------------------------------------------------------
