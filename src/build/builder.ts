@@ -44,9 +44,9 @@ import type { LayerRecord, Store } from "../store/index.js";
 import { errorMessage, StrataError } from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
 import { contextBindDigest, resolveInRoot } from "./bind.js";
-import { mapLimit, StatCache } from "./checksum.js";
+import { CopyMemo, mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
-import { listContext } from "./context-find.js";
+import { ContextListing } from "./context-find.js";
 import { type CopyItem, copyLayerStream, resolveCopy } from "./copy.js";
 import type { ProgressSink } from "./progress.js";
 
@@ -80,6 +80,8 @@ export interface BuildRequest {
   /** `--check`: run the build checks only, build nothing. */
   checkOnly?: boolean;
   signal?: AbortSignal;
+  /** find's listing of contextDir, when the caller started it early (util's findListing). */
+  listed?: Promise<Buffer>;
 }
 
 export interface CheckResult {
@@ -114,6 +116,10 @@ interface TreeView {
   dirs: Map<string, [number, number, number]>;
   files: Set<string>;
 }
+
+/** Could some path in find's raw output look like a credential? (isLikelySecretPath decides.) */
+const MAYBE_SECRET =
+  /(?:^|[\0/])(?:\.ssh\/|\.aws\/|\.env|id_rsa|id_dsa|id_ecdsa|id_ed25519|\.npmrc|\.pypirc|\.git-credentials)|\.(?:pem|key)\0/i;
 
 const h = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 const goQuoteList = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(" ")}]`;
@@ -197,32 +203,58 @@ export class Builder {
     progress.log(vi, `transferring context: ${ignoreText ? Buffer.byteLength(ignoreText) : 2}B done`);
     progress.done(vi);
     let context: Map<string, ContextEntry> | undefined;
-    const statCache = await StatCache.open(this.store.root);
-    const loadContext = async () => {
-      if (context) return context;
+    let listing: ContextListing | undefined;
+    let walked = false;
+    // Opened on first use: a build whose COPY steps all hit the memo never reads them.
+    let statCacheP: Promise<StatCache> | undefined;
+    const statCache = () => (statCacheP ??= StatCache.open(this.store.root));
+    let memoP: Promise<CopyMemo> | undefined;
+    const copyMemo = () => (memoP ??= CopyMemo.open(this.store.root));
+    const ignoreDigest = h("dockerignore", ignoreText ?? null);
+    // The context is listed once, before the steps (BuildKit sends it first). Without `!`
+    // exceptions GNU find lists it natively (much faster) and entries are parsed only where
+    // a step needs them; with them, the descriptor-based walker applies Docker's re-inclusion rules.
+    const listContextOnce = async () => {
+      if (walked) return;
+      walked = true;
       const v = progress.start("[internal] load build context");
-      const m = new Map<string, ContextEntry>();
       let bytes = 0;
-      // Without `!` exceptions GNU find lists the context natively (much faster); with
-      // them, the descriptor-based walker applies Docker's re-inclusion rules.
-      const entries = matcher?.exclusions()
-        ? walkContext(req.contextDir, matcher, { signal: req.signal })
-        : await listContext(req.contextDir, matcher);
-      for await (const e of entries) {
-        m.set(e.relPath, e);
-        bytes += e.type === "file" ? e.size : 0;
+      if (matcher?.exclusions()) {
+        const m = new Map<string, ContextEntry>();
+        for await (const e of walkContext(req.contextDir, matcher, { signal: req.signal })) {
+          m.set(e.relPath, e);
+          bytes += e.type === "file" ? e.size : 0;
+        }
+        context = m;
+      } else {
+        listing = await ContextListing.list(req.contextDir, matcher, req.listed);
+        bytes = listing.bytes;
       }
       progress.log(v, `transferring context: ${humanBytes(bytes)} done`);
       progress.done(v);
-      context = m;
-      return m;
+    };
+    const loadContext = async () => {
+      await listContextOnce();
+      context ??= listing!.entries();
+      return context;
+    };
+    /** The entries a COPY's sources can see: their top-level subtrees when that is enough. */
+    const contextFor = async (sources: readonly string[]) => {
+      await listContextOnce();
+      if (context) return context;
+      const tops = listing!.topsFor(sources);
+      return tops ? listing!.entries(tops) : loadContext();
+    };
+    const quickSignature = async (sources: readonly string[]) => {
+      await listContextOnce();
+      return listing ? `${ignoreDigest}:${listing.signature(sources)}` : undefined;
     };
 
     // BuildKit sends the context before the steps that use it.
     const usesContext = expanded.stages.some((st) =>
       st.instructions.some((i) => (i.command.kind === "copy" && !i.command.from) || i.command.kind === "add"),
     );
-    if (usesContext || req.checkOnly) await loadContext();
+    if (usesContext || req.checkOnly) await listContextOnce();
 
     // The build checks (BuildKit's rules and Strata's), with what the context holds.
     const lintResult = lintDockerfile(df, {
@@ -235,11 +267,15 @@ export class Builder {
       },
       dockerignore: ignoreText ? readDockerignore(ignoreText) : [],
       // SecretInContext reports only likely-secret paths: hand it just those (a few, not 10,000).
-      contextFiles: context
-        ? [...context.values()]
-            .filter((e) => e.type === "file" && isLikelySecretPath(e.relPath))
-            .map((e) => e.relPath)
-        : undefined,
+      contextFiles:
+        context || listing
+          ? // find's raw output shows at once whether any path could look like a secret
+            listing && !context && !MAYBE_SECRET.test(listing.rawText())
+            ? []
+            : [...(await loadContext()).values()]
+                .filter((e) => e.type === "file" && isLikelySecretPath(e.relPath))
+                .map((e) => e.relPath)
+          : undefined,
     });
     const checks: CheckResult = {
       warnings: lintResult.warnings,
@@ -265,6 +301,9 @@ export class Builder {
           progress,
           bases,
           loadContext,
+          contextFor,
+          quickSignature,
+          copyMemo,
           statCache,
           runStage,
           platform,
@@ -287,7 +326,10 @@ export class Builder {
       await Promise.allSettled(all);
       throw e;
     } finally {
-      await statCache.save().catch(() => {});
+      await Promise.all([
+        statCacheP?.then((c) => c.save()).catch(() => {}),
+        memoP?.then((m) => m.save()).catch(() => {}),
+      ]);
     }
 
     // 5. The image config.
@@ -329,7 +371,10 @@ export class Builder {
       progress: ProgressSink;
       bases: Map<string, BaseImage>;
       loadContext: () => Promise<Map<string, ContextEntry>>;
-      statCache: StatCache;
+      contextFor: (sources: readonly string[]) => Promise<Map<string, ContextEntry>>;
+      quickSignature: (sources: readonly string[]) => Promise<string | undefined>;
+      copyMemo: () => Promise<CopyMemo>;
+      statCache: () => Promise<StatCache>;
       runStage: (s: ExpandedStage) => Promise<StageState>;
       platform: Platform;
     },
@@ -549,6 +594,20 @@ export class Builder {
     };
   }
 
+  /** A build-cache record whose layer is still in the store. */
+  private async cacheRecord(
+    key: string,
+  ): Promise<{ layer: LayerRecord | null; created: string } | undefined> {
+    const doc = await this.store.meta.read();
+    const rec = doc.buildCache?.[key];
+    if (
+      rec &&
+      (rec.diffId === null || (doc.layers[rec.diffId] && (await this.store.content.has(rec.diffId))))
+    )
+      return { layer: rec.diffId ? doc.layers[rec.diffId]! : null, created: rec.created };
+    return undefined;
+  }
+
   /** Look a step up in the build cache; on a miss run `make` and record its layer. */
   private async cached(
     key: string,
@@ -558,14 +617,10 @@ export class Builder {
     make: () => Promise<LayerRecord | null>,
   ): Promise<{ layer: LayerRecord | null; created: string; hit: boolean }> {
     if (!noCache) {
-      const doc = await this.store.meta.read();
-      const rec = doc.buildCache?.[key];
-      if (
-        rec &&
-        (rec.diffId === null || (doc.layers[rec.diffId] && (await this.store.content.has(rec.diffId))))
-      ) {
+      const rec = await this.cacheRecord(key);
+      if (rec) {
         progress.cached(vertex);
-        return { layer: rec.diffId ? doc.layers[rec.diffId]! : null, created: rec.created, hit: true };
+        return { ...rec, hit: true };
       }
     }
     const layer = await make();
@@ -652,6 +707,41 @@ export class Builder {
     const c = ins.command;
     const cc = s.config.config ?? {};
     const from = c.kind === "copy" ? c.from : "";
+    const createdBy = `${c.code.replace(/^(copy|add)\b/i, (m) => m.toUpperCase())} # buildkit`;
+    // A COPY from the context whose sources' listing records are byte for byte those of an
+    // earlier build reuses that build's cache key: nothing is parsed, resolved or hashed.
+    // Everything else the key depends on is in the quick key: the parent chain (its tree,
+    // its /etc/passwd for --chown names), the instruction's fields, the .dockerignore.
+    let quick: string | undefined;
+    if (c.kind === "copy" && !from && !c.heredocs.length && !b.req.noCache) {
+      const sig = await b.quickSignature(c.sources);
+      if (sig) {
+        quick = h(
+          "copy-quick",
+          s.chain,
+          c.sources,
+          c.dest,
+          cc.WorkingDir,
+          c.chown,
+          c.chmod,
+          c.link,
+          c.exclude,
+          c.parents,
+          sig,
+        );
+        const key = (await b.copyMemo()).get(quick);
+        const rec = key ? await this.cacheRecord(key) : undefined;
+        if (rec) {
+          const v = b.progress.start(name);
+          b.progress.cached(v);
+          return this.withLayer(s, rec.layer, {
+            created: rec.created,
+            created_by: createdBy,
+            comment: "buildkit.dockerfile.v0",
+          });
+        }
+      }
+    }
     const chown = c.chown ? await this.ownerFor(s, c.chown) : undefined;
     const chmod = c.chmod ? Number.parseInt(c.chmod, 8) : undefined;
     if (c.chmod && (chmod === undefined || Number.isNaN(chmod) || !/^[0-7]{3,4}$/.test(c.chmod)))
@@ -680,7 +770,7 @@ export class Builder {
       for await (const e of walkContext(root, undefined)) entries.set(e.relPath, e);
       sourceKey = { chain: srcChain, sources: c.sources };
     } else {
-      entries = await b.loadContext();
+      entries = await b.contextFor(c.sources);
       root = b.req.contextDir;
     }
     try {
@@ -744,6 +834,7 @@ export class Builder {
         };
       }
       if (!from) {
+        const statCache = await b.statCache();
         const misses: CopyItem[] = [];
         for (const it of items) {
           if (
@@ -753,12 +844,12 @@ export class Builder {
             !("abs" in it.source)
           )
             continue;
-          const hit = b.statCache.cached(it.source.abs, it.entry!);
+          const hit = statCache.cached(it.source.abs, it.entry!);
           if (hit) it.digest = hit;
           else misses.push(it);
         }
         await mapLimit(misses, 8, async (it) => {
-          it.digest = await b.statCache.digest((it.source as { abs: string }).abs, it.entry!);
+          it.digest = await statCache.digest((it.source as { abs: string }).abs, it.entry!);
         });
       } else
         for (const it of items)
@@ -805,6 +896,19 @@ export class Builder {
         ]),
         newDirs.map((d) => d.dest),
       );
+      const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
+      let contentSize = 0;
+      for (const it of [...newDirs, ...items]) {
+        if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
+        else idx.files.push(it.dest);
+        if (it.type === "file") contentSize += it.size;
+      }
+      // The tar is written from these items: its index is known, unless an archive is unpacked
+      // into it or a name would read as a whiteout.
+      const known =
+        items.some((it) => it.type === "archive") || idx.files.some((f) => /(?:^|\/)\.wh\./.test(f))
+          ? undefined
+          : { index: idx, contentSize };
       const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
         if (!items.length && !newDirs.length) return null;
         // With a RUN ahead, unpack the layer into its snapshot in the same pass (on the
@@ -815,6 +919,7 @@ export class Builder {
             copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
             {
               tees: tee ? [tee.sink as Writable] : [],
+              known,
             },
           );
           if (tee) await tee.commit(chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
@@ -824,12 +929,7 @@ export class Builder {
           throw e;
         }
       });
-      const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
-      for (const it of [...newDirs, ...items]) {
-        if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
-        else idx.files.push(it.dest);
-      }
-      const createdBy = `${c.code.replace(/^(copy|add)\b/i, (m) => m.toUpperCase())} # buildkit`;
+      if (quick) (await b.copyMemo()).set(quick, key);
       return this.withLayer(
         s,
         r.layer,
@@ -929,7 +1029,12 @@ export class Builder {
       } else
         binds.push({
           mount: m,
-          key: await contextBindDigest(await b.loadContext(), b.req.contextDir, m.source ?? "", b.statCache),
+          key: await contextBindDigest(
+            await b.loadContext(),
+            b.req.contextDir,
+            m.source ?? "",
+            await b.statCache(),
+          ),
         });
     }
     const key = h(

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { createReadStream, promises as fsp } from "node:fs";
+import { createReadStream, promises as fsp, readFile } from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { atomicWriteFile } from "../util/index.js";
 import type { ContextEntry } from "./context.js";
 
@@ -10,12 +11,18 @@ import type { ContextEntry } from "./context.js";
  * mtime, ctime) -> sha256. A file whose stat is unchanged is not read again; a file
  * touched without a change is read and hashes the same, so the build cache still hits.
  *
- *   <root>/meta/statcache.json   { version, entries: { "<abs path>": [dev, ino, size, mtimeMs, digest] } }
+ *   <root>/meta/statcache.json   { version, entries: { "<abs path>": [dev, ino, size, mtimeMs, digest, ctimeMs] } }
+ *
+ * The ctime catches a rewrite that keeps the size and puts the mtime back (`touch -r`).
  */
-type StatEntry = [number, number, number, number, string];
+/** The callback readFile: no FileHandle per file, so cheaper than fs/promises' for many small files. */
+const readFileCb = promisify(readFile);
+
+type StatEntry = [number, number, number, number, string, (number | null)?];
 
 export class StatCache {
-  private entries = new Map<string, StatEntry>();
+  /** The parsed file as it is (a Map built from 10,000 entries costs more than the lookups it saves). */
+  private entries: Record<string, StatEntry> = Object.create(null);
   private dirty = false;
 
   private constructor(private readonly file: string) {}
@@ -27,7 +34,8 @@ export class StatCache {
         version: number;
         entries: Record<string, StatEntry>;
       };
-      if (doc.version === 1) c.entries = new Map(Object.entries(doc.entries));
+      if (doc.version === 1 && doc.entries && typeof doc.entries === "object")
+        c.entries = Object.assign(Object.create(null), doc.entries);
     } catch {
       // no cache yet, or unreadable: start empty (it is only an optimisation)
     }
@@ -36,24 +44,79 @@ export class StatCache {
 
   /** The cached digest when the file's stat is unchanged (no I/O, no promise). */
   cached(abs: string, e: ContextEntry): string | undefined {
-    const hit = this.entries.get(abs);
-    return hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs
+    const hit = this.entries[abs];
+    return hit &&
+      hit[0] === e.dev &&
+      hit[1] === e.ino &&
+      hit[2] === e.size &&
+      hit[3] === e.mtimeMs &&
+      (hit[5] ?? undefined) === e.ctimeMs
       ? hit[4]
       : undefined;
   }
 
   /** sha256 hex of a regular file of the context, from the cache when its stat is unchanged. */
   async digest(abs: string, e: ContextEntry): Promise<string> {
-    const hit = this.entries.get(abs);
-    if (hit && hit[0] === e.dev && hit[1] === e.ino && hit[2] === e.size && hit[3] === e.mtimeMs)
-      return hit[4];
+    const hit = this.cached(abs, e);
+    if (hit) return hit;
     const h = createHash("sha256");
-    if (e.size <= 1 << 20) h.update(await fsp.readFile(abs));
+    if (e.size <= 1 << 20) h.update(await readFileCb(abs));
     else await pipeline(createReadStream(abs, { highWaterMark: 1 << 20 }), h);
     const hex = h.digest("hex");
-    this.entries.set(abs, [e.dev, e.ino, e.size, e.mtimeMs, hex]);
+    this.entries[abs] = [e.dev, e.ino, e.size, e.mtimeMs, hex, e.ctimeMs ?? null];
     this.dirty = true;
     return hex;
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    await fsp.mkdir(path.dirname(this.file), { recursive: true });
+    await atomicWriteFile(this.file, JSON.stringify({ version: 1, entries: this.entries }), { sync: false });
+    this.dirty = false;
+  }
+}
+
+/**
+ * COPY steps whose sources are unchanged since an earlier build: a digest of the step and of
+ * the raw listing records its sources see (ContextListing.signature) -> the cache key that
+ * build computed. A hit skips parsing the listing, .dockerignore matching, resolving the
+ * sources, the stat cache and hashing; the key still has to be in the build cache.
+ *
+ *   <root>/meta/copymemo.json   { version: 1, entries: { "<quick key>": "<cache key>" } }
+ */
+export class CopyMemo {
+  private entries = new Map<string, string>();
+  private dirty = false;
+  /** Entries kept: the newest, in insertion order. */
+  static readonly LIMIT = 4096;
+
+  private constructor(private readonly file: string) {}
+
+  static async open(root: string): Promise<CopyMemo> {
+    const m = new CopyMemo(path.join(root, "meta", "copymemo.json"));
+    try {
+      const doc = JSON.parse(await fsp.readFile(m.file, "utf8")) as {
+        version: number;
+        entries: Record<string, string>;
+      };
+      if (doc.version === 1 && doc.entries && typeof doc.entries === "object")
+        for (const [k, v] of Object.entries(doc.entries)) if (typeof v === "string") m.entries.set(k, v);
+    } catch {
+      // none yet, or unreadable: it is only an optimisation
+    }
+    return m;
+  }
+
+  get(quick: string): string | undefined {
+    return this.entries.get(quick);
+  }
+
+  set(quick: string, key: string): void {
+    if (this.entries.get(quick) === key) return;
+    this.entries.delete(quick);
+    this.entries.set(quick, key);
+    while (this.entries.size > CopyMemo.LIMIT) this.entries.delete(this.entries.keys().next().value!);
+    this.dirty = true;
   }
 
   async save(): Promise<void> {
@@ -62,7 +125,9 @@ export class StatCache {
     await atomicWriteFile(
       this.file,
       JSON.stringify({ version: 1, entries: Object.fromEntries(this.entries) }),
-      { sync: false },
+      {
+        sync: false,
+      },
     );
     this.dirty = false;
   }

@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import type { PatternMatcher } from "../dockerfile/index.js";
-import { StrataError } from "../util/index.js";
+import { findListing, StrataError } from "../util/index.js";
 import { type ContextEntry, type ContextEntryType, compareUtf8 } from "./context.js";
 
 const TYPES: Record<string, ContextEntryType> = {
@@ -13,74 +13,201 @@ const TYPES: Record<string, ContextEntryType> = {
   b: "blockDevice",
 };
 
-/** Fields per entry in find's output, NUL-separated. */
-const FORMAT = "%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0%D\\0%i\\0%n\\0%l\\0";
-const FIELDS = 11;
+/** Characters that make a COPY source a pattern rather than a path. */
+const GLOB = /[*?[\\]/;
 
 /**
- * The whole context listed by GNU find (one native walk, ~5x faster than statting every
- * entry from JavaScript), filtered by the .dockerignore matcher. Only for matchers without
- * `!` exceptions: then an excluded directory excludes everything below it, which is what
- * this applies. Symlinks are listed, never followed (find's default -P). Sorted like
- * walkContext (byte order of the UTF-8 paths).
+ * The build context as one native walk by GNU find (one process, ~5x faster than statting
+ * every entry from JavaScript), kept as find's raw output and parsed only where a step
+ * needs entries.
+ *
+ * - `signature(sources)` digests the raw records a COPY's sources can see, without parsing
+ *   them: when it equals an earlier build's, the step's inputs are unchanged (path, type,
+ *   mode, owner, size, mtime, ctime, inode of every entry), so the builder can reuse that
+ *   build's cache key without listing, matching, resolving or hashing anything.
+ * - `entries(sources)` parses, filters through the .dockerignore matcher and sorts (byte
+ *   order of the UTF-8 paths, like walkContext) only the top-level subtrees the sources
+ *   name, or everything.
+ *
+ * Only for matchers without `!` exceptions: then an excluded directory excludes everything
+ * below it, which is what this applies. Symlinks are listed, never followed (find's -P).
+ */
+export class ContextListing {
+  /** Records grouped by their first path component: flat [start, end, start, end, …] ranges of `raw`. */
+  private readonly groups = new Map<string, number[]>();
+  /** The type letter of each top-level entry itself. */
+  private readonly topTypes = new Map<string, string>();
+  private readonly groupBytes = new Map<string, number>();
+  private readonly parsed = new Map<string, ContextEntry[]>();
+  private whole?: string;
+
+  private constructor(
+    readonly root: string,
+    private readonly raw: string,
+    private readonly matcher: PatternMatcher | undefined,
+  ) {
+    let pos = 0;
+    let lastTop = "";
+    let last: number[] | undefined;
+    while (pos < raw.length) {
+      const a = raw.indexOf("\0", pos);
+      const b = a < 0 ? -1 : raw.indexOf("\0", a + 1);
+      const c = b < 0 ? -1 : raw.indexOf("\0", b + 1);
+      if (c < 0) break;
+      const slash = raw.indexOf("/", pos);
+      const top = raw.slice(pos, slash >= 0 && slash < a ? slash : a);
+      if (top !== lastTop || !last) {
+        last = this.groups.get(top);
+        if (!last) this.groups.set(top, (last = []));
+        lastTop = top;
+      }
+      if (last.length && last[last.length - 1] === pos) last[last.length - 1] = c + 1;
+      else last.push(pos, c + 1);
+      const type = raw[a + 1]!;
+      if (!(slash >= 0 && slash < a)) this.topTypes.set(top, type);
+      if (type === "f") {
+        // The size is the fifth field.
+        let f = a + 1;
+        for (let k = 0; k < 4; k++) f = raw.indexOf(" ", f) + 1;
+        const size = Number(raw.slice(f, raw.indexOf(" ", f)));
+        this.groupBytes.set(top, (this.groupBytes.get(top) ?? 0) + size);
+      }
+      pos = c + 1;
+    }
+  }
+
+  /** `listed`: find's output for `root` when the caller started it early (util's findListing). */
+  static async list(
+    root: string,
+    matcher: PatternMatcher | undefined,
+    listed?: Promise<Buffer>,
+  ): Promise<ContextListing> {
+    if (matcher?.exclusions())
+      throw new StrataError("INTERNAL", "listContext cannot apply exception patterns");
+    const out = await (listed ?? findListing(root));
+    return new ContextListing(root, out.toString("utf8"), matcher);
+  }
+
+  /** Bytes of the regular files under top-level entries the .dockerignore keeps. */
+  get bytes(): number {
+    let n = 0;
+    for (const [top, b] of this.groupBytes) if (!this.matcher?.matches(top)) n += b;
+    return n;
+  }
+
+  /**
+   * The top-level entries a COPY's sources reach, when each source is a plain one-component
+   * path to a directory or regular file (`deps/`, `./package.json`); undefined when a source
+   * is a pattern, a deeper path, the context root, a symlink (it may lead anywhere) or
+   * missing: those need the whole context.
+   */
+  topsFor(sources: readonly string[]): Set<string> | undefined {
+    const tops = new Set<string>();
+    for (const s of sources) {
+      const clean = s.replace(/^(?:\.?\/)+/, "").replace(/\/+\.?$/, "");
+      if (clean === "" || clean === "." || clean === ".." || clean.includes("/") || GLOB.test(clean))
+        return undefined;
+      const t = this.topTypes.get(clean);
+      if (t !== "d" && t !== "f") return undefined;
+      tops.add(clean);
+    }
+    return tops;
+  }
+
+  /** A digest of every raw record the sources can see (the whole context when `topsFor` declines). */
+  signature(sources: readonly string[]): string {
+    const tops = this.topsFor(sources);
+    const h = createHash("sha256");
+    if (!tops) {
+      this.whole ??= createHash("sha256").update(this.raw).digest("hex");
+      return `all:${this.whole}`;
+    }
+    for (const t of [...tops].sort()) {
+      const r = this.groups.get(t)!;
+      h.update(`${t}\0${r.length}\0`);
+      for (let i = 0; i < r.length; i += 2) h.update(this.raw.slice(r[i], r[i + 1]));
+    }
+    return `tops:${h.digest("hex")}`;
+  }
+
+  /** Parsed, filtered and sorted entries of the given top-level subtrees, or of everything. */
+  entries(tops?: ReadonlySet<string>): Map<string, ContextEntry> {
+    const list: ContextEntry[] = [];
+    for (const t of tops ?? this.groups.keys()) list.push(...this.parse(t));
+    const ascii = !list.some((e) => /[^\0-\ud7ff]/.test(e.relPath));
+    // UTF-16 order is UTF-8 byte order below the surrogates: the plain comparison then.
+    list.sort(
+      ascii
+        ? (x, y) => (x.relPath < y.relPath ? -1 : x.relPath > y.relPath ? 1 : 0)
+        : (x, y) => compareUtf8(x.relPath, y.relPath),
+    );
+    return new Map(list.map((e) => [e.relPath, e]));
+  }
+
+  /** find's raw output, every entry before .dockerignore: for cheap scans (the secret-path check). */
+  rawText(): string {
+    return this.raw;
+  }
+
+  private parse(top: string): ContextEntry[] {
+    let done = this.parsed.get(top);
+    if (done) return done;
+    done = [];
+    const raw = this.raw;
+    const r = this.groups.get(top) ?? [];
+    const excludedDirs = new Set<string>();
+    const matcher = this.matcher;
+    for (let i = 0; i < r.length; i += 2) {
+      let pos = r[i]!;
+      const end = r[i + 1]!;
+      while (pos < end) {
+        const a = raw.indexOf("\0", pos);
+        const b = raw.indexOf("\0", a + 1);
+        const c = raw.indexOf("\0", b + 1);
+        const relPath = raw.slice(pos, a);
+        const f = raw.slice(a + 1, b).split(" ");
+        pos = c + 1;
+        const type = TYPES[f[0]!];
+        if (!type) continue;
+        const slash = relPath.lastIndexOf("/");
+        if (slash > 0 && excludedDirs.has(relPath.slice(0, slash))) {
+          if (type === "dir") excludedDirs.add(relPath);
+          continue;
+        }
+        if (matcher?.matches(relPath)) {
+          if (type === "dir") excludedDirs.add(relPath);
+          continue;
+        }
+        const e: ContextEntry = {
+          relPath,
+          type,
+          mode: Number.parseInt(f[1]!, 8),
+          uid: Number(f[2]),
+          gid: Number(f[3]),
+          size: Number(f[4]),
+          mtimeMs: Number(f[5]) * 1000,
+          ctimeMs: Number(f[6]) * 1000,
+          dev: Number(f[7]),
+          ino: Number(f[8]),
+          nlink: Number(f[9]),
+          rdev: 0,
+        };
+        if (type === "symlink") e.linkTarget = raw.slice(b + 1, c);
+        done.push(e);
+      }
+    }
+    this.parsed.set(top, done);
+    return done;
+  }
+}
+
+/**
+ * The whole context listed by GNU find and filtered by the .dockerignore matcher (see
+ * ContextListing), as an array sorted like walkContext's output.
  */
 export async function listContext(
   root: string,
   matcher: PatternMatcher | undefined,
 ): Promise<ContextEntry[]> {
-  if (matcher?.exclusions()) throw new StrataError("INTERNAL", "listContext cannot apply exception patterns");
-  const out = await new Promise<Buffer>((resolve, reject) => {
-    const p = spawn("find", [".", "-mindepth", "1", "-printf", FORMAT], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const chunks: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout.on("data", (c: Buffer) => chunks.push(c));
-    p.stderr.on("data", (c: Buffer) => err.push(c));
-    p.on("error", reject);
-    p.on("close", (code) =>
-      code === 0
-        ? resolve(Buffer.concat(chunks))
-        : reject(
-            new StrataError(
-              "IO_ERROR",
-              `listing the build context failed: ${Buffer.concat(err).toString().trim()}`,
-            ),
-          ),
-    );
-  });
-  const f = out.toString("utf8").split("\0");
-  const entries: ContextEntry[] = [];
-  const excludedDirs = new Set<string>();
-  for (let i = 0; i + FIELDS <= f.length; i += FIELDS) {
-    const relPath = f[i]!;
-    const type = TYPES[f[i + 1]!];
-    if (!type) continue;
-    const slash = relPath.lastIndexOf("/");
-    if (slash > 0 && excludedDirs.has(relPath.slice(0, slash))) {
-      if (type === "dir") excludedDirs.add(relPath);
-      continue;
-    }
-    if (matcher?.matches(relPath)) {
-      if (type === "dir") excludedDirs.add(relPath);
-      continue;
-    }
-    entries.push({
-      relPath,
-      type,
-      mode: Number.parseInt(f[i + 2]!, 8),
-      uid: Number(f[i + 3]),
-      gid: Number(f[i + 4]),
-      size: Number(f[i + 5]),
-      mtimeMs: Number(f[i + 6]) * 1000,
-      dev: Number(f[i + 7]),
-      ino: Number(f[i + 8]),
-      nlink: Number(f[i + 9]),
-      rdev: 0,
-      ...(type === "symlink" ? { linkTarget: f[i + 10]! } : {}),
-    });
-  }
-  entries.sort((a, b) => compareUtf8(a.relPath, b.relPath));
-  return entries;
+  return [...(await ContextListing.list(root, matcher)).entries().values()];
 }

@@ -40,6 +40,8 @@ export interface ContextEntry {
   gid: number;
   size: number;
   mtimeMs: number;
+  /** Status-change time: any write, chmod or chown moves it, even with the mtime put back. */
+  ctimeMs?: number;
   /** Device and inode: together with `nlink` > 1 they identify hard links. */
   dev: number;
   ino: number;
@@ -366,6 +368,7 @@ function toEntry(relPath: string, st: fs.Stats, linkTarget: string | undefined):
     gid: st.gid,
     size: st.size,
     mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
     dev: st.dev,
     ino: st.ino,
     nlink: st.nlink,

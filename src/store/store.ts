@@ -89,16 +89,29 @@ export class Store {
    */
   async ingestLayer(
     tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
-    opts: { expectedDiffId?: Digest; what?: string; signal?: AbortSignal; tees?: Writable[] } = {},
+    opts: {
+      expectedDiffId?: Digest;
+      what?: string;
+      signal?: AbortSignal;
+      tees?: Writable[];
+      /**
+       * For a tar Strata writes itself from entries it already knows (the builder's COPY):
+       * its index and content size, so the bytes are hashed and stored without parsing the
+       * tar again. Anything read from outside goes through the scanner.
+       */
+      known?: { index: LayerIndex; contentSize: number };
+    } = {},
   ): Promise<LayerRecord> {
-    const scanner = new TarScanner({ what: opts.what ?? "layer", collectIndex: true });
+    const scanner = opts.known
+      ? undefined
+      : new TarScanner({ what: opts.what ?? "layer", collectIndex: true });
     const r = await this.content.ingest(tar, {
       expected: opts.expectedDiffId ? { digest: opts.expectedDiffId } : undefined,
-      tees: [scanner, ...(opts.tees ?? [])],
+      tees: [...(scanner ? [scanner] : []), ...(opts.tees ?? [])],
       what: opts.what ?? "layer",
       signal: opts.signal,
     });
-    const scan = scanner.result();
+    const scan = scanner ? scanner.result() : opts.known!;
     if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
     return { diffId: r.digest, size: r.size, contentSize: scan.contentSize };
   }

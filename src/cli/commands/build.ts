@@ -1,8 +1,9 @@
-import { promises as fsp } from "node:fs";
+import { existsSync, promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import type { BuildOutput } from "../../engine/index.js";
+import { findListing } from "../../util/index.js";
 import type { Context } from "../context.js";
 import { collect, ExitError } from "../output.js";
 import { PlainProgress } from "../progress.js";
@@ -110,6 +111,8 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
         [],
       )
       .action(async (context: string, o) => {
+        // List the context now, on the other core, while the engine loads.
+        const listed = context !== "-" && existsSync(context) ? findListing(context) : undefined;
         const engine = await ctx.engine();
         const { parsePlatform } = await import("../../oci/index.js");
         let contextDir = context;
@@ -177,6 +180,7 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
                 outputs: (o.output as string[]).map(parseOutput),
                 checkOnly: !!o.check,
                 signal: cancel.signal,
+                listed: contextDir === context ? listed : undefined,
               },
               progress,
             );

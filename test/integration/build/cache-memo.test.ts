@@ -1,0 +1,111 @@
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { statSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
+import { strata, tempDir } from "../../helpers/cli.js";
+import { busyboxRootfs } from "../../helpers/fixtures.js";
+import { flatten, readDockerArchive } from "../../helpers/image-tree.js";
+
+const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+
+// COPY steps whose sources' listing is unchanged reuse the earlier build's cache key without
+// resolving or hashing anything (meta/copymemo.json): these cases must still see every change.
+const DOCKERFILE = `FROM base:1
+COPY deps/ /deps/
+COPY link/ /via-link/
+COPY src/ /src/
+`;
+const ALL = ["COPY deps/ /deps/", "COPY link/ /via-link/", "COPY src/ /src/"];
+
+describe("build cache: unchanged COPY sources skip the work, changed ones never do", () => {
+  const t = tempDir("strata-memo-");
+  const root = path.join(t.dir, "store");
+  const ctx = path.join(t.dir, "ctx");
+
+  const build = async () => {
+    const r = await strata(root, [
+      "build",
+      "--progress",
+      "plain",
+      "--iidfile",
+      path.join(t.dir, "iid"),
+      "-t",
+      "memo:1",
+      ctx,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stderr;
+  };
+  const files = async () => {
+    const archive = path.join(t.dir, "img.tar");
+    expect((await strata(root, ["save", "-o", archive, "memo:1"])).code).toBe(0);
+    const [img] = await readDockerArchive(archive);
+    return flatten(img!.layers);
+  };
+  const imageId = async () => (await strata(root, ["images", "-q", "--no-trunc", "memo:1"])).stdout.trim();
+
+  beforeAll(async () => {
+    const r = await strata(root, ["import", busyboxRootfs(), "base:1"]);
+    expect(r.code, r.stderr).toBe(0);
+    writeContext(ctx, {
+      Dockerfile: DOCKERFILE,
+      "deps/lib.js": "module.exports = 1;\n",
+      "src/main.py": "print('hello')\n",
+      "src/skip.txt": "not wanted later\n",
+      "other/x.txt": "unrelated\n",
+    });
+    symlinkSync("src", path.join(ctx, "link"));
+  });
+  afterAll(() => t.cleanup());
+
+  it("a rebuild is all CACHED and gives the same image ID", async () => {
+    expect(ranSteps(await build())).toEqual(ALL);
+    const id = await imageId();
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const again = await build();
+    expect(cachedSteps(again)).toEqual(ALL);
+    expect(await imageId()).toBe(id);
+  });
+
+  it("a new file outside every source re-runs nothing", async () => {
+    writeFileSync(path.join(ctx, "other/y.txt"), "also unrelated\n");
+    expect(ranSteps(await build())).toEqual([]);
+  });
+
+  it("a same-size rewrite with the mtime put back is seen (through the symlink too)", async () => {
+    const f = path.join(ctx, "src/main.py");
+    const ref = path.join(t.dir, "mtime-ref");
+    writeFileSync(ref, "");
+    execFileSync("touch", ["-r", f, ref]); // the nanosecond mtime, kept aside
+    const before = statSync(f, { bigint: true });
+    writeFileSync(f, "print('HELLO')\n");
+    execFileSync("touch", ["-r", ref, f]);
+    const after = statSync(f, { bigint: true });
+    expect(after.mtimeNs).toBe(before.mtimeNs);
+    expect(after.size).toBe(before.size);
+    expect(ranSteps(await build())).toEqual(["COPY link/ /via-link/", "COPY src/ /src/"]);
+    const tree = await files();
+    expect(tree.get("src/main.py")?.digest).toBe(sha("print('HELLO')\n"));
+    expect(tree.get("via-link/main.py")?.digest).toBe(sha("print('HELLO')\n"));
+  });
+
+  it("a .dockerignore change re-runs the COPY it affects, and the file is gone", async () => {
+    writeFileSync(path.join(ctx, ".dockerignore"), "src/skip.txt\n");
+    const out = await build();
+    expect(ranSteps(out)).toContain("COPY src/ /src/");
+    const tree = await files();
+    expect(tree.has("src/skip.txt")).toBe(false);
+    expect(tree.has("src/main.py")).toBe(true);
+    expect(ranSteps(await build())).toEqual([]);
+  });
+
+  it("an unreadable memo file is only a slower build", async () => {
+    const id = await imageId();
+    writeFileSync(path.join(root, "meta/copymemo.json"), "{not json");
+    const out = await build();
+    expect(cachedSteps(out)).toEqual(ALL);
+    expect(await imageId()).toBe(id);
+  });
+});
