@@ -1,2 +1,3 @@
 export * from "./compression.js";
 export * from "./scan.js";
+export * from "./tar-writer.js";

@@ -26,6 +26,8 @@ export interface ActiveSnapshot {
   mountpoint: string;
   /** Where the writes land: the next layer's diff. */
   upper: string;
+  /** Unmount (the upper dir stays). */
+  unmount(): Promise<void>;
   /** Unmount and delete. */
   remove(): Promise<void>;
 }
@@ -51,6 +53,8 @@ export async function isMountpoint(dir: string): Promise<boolean> {
 
 export class Snapshotter {
   readonly dir: string;
+  /** Whether overlayfs takes `volatile` here: learnt from the first mount of the process. */
+  static volatile: boolean | undefined;
 
   constructor(root: string) {
     this.dir = path.join(root, "snapshots");
@@ -163,7 +167,20 @@ export class Snapshotter {
     if (opts.length > 4000)
       throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
     try {
-      await runTool("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
+      // volatile (Linux 5.10+): no syncfs of the whole upper file system at unmount (0.2-0.4 s
+      // after a step that wrote 100 MB). The upper dir is a build step's scratch space: what
+      // it becomes (a layer blob) is written and committed by the content store.
+      if (Snapshotter.volatile !== false) {
+        try {
+          await runTool("mount", ["-t", "overlay", "overlay", "-o", `${opts},volatile`, merged]);
+          Snapshotter.volatile = true;
+        } catch (e) {
+          if (Snapshotter.volatile) throw e;
+          Snapshotter.volatile = false;
+        }
+      }
+      if (Snapshotter.volatile === false)
+        await runTool("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
     } catch (e) {
       await fsp.rm(base, { recursive: true, force: true });
       throw new StrataError(
@@ -171,14 +188,21 @@ export class Snapshotter {
         `overlayfs mount failed (RUN needs root and overlayfs): ${(e as Error).message}`,
       );
     }
+    let mounted = true;
     let removed = false;
+    const unmount = async () => {
+      if (!mounted) return;
+      mounted = false;
+      await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
+    };
     return {
       mountpoint: merged,
       upper,
+      unmount,
       remove: async () => {
         if (removed) return;
         removed = true;
-        await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
+        await unmount();
         await fsp.rm(base, { recursive: true, force: true });
       },
     };
@@ -243,7 +267,7 @@ export class Snapshotter {
   /** Keep an active snapshot's upper dir as the committed snapshot of a chain ID. */
   async commitUpper(snap: ActiveSnapshot, chainId: Digest): Promise<void> {
     const dest = path.join(this.dir, digestHex(chainId));
-    await runTool("umount", [snap.mountpoint]).catch(() => runTool("umount", ["-l", snap.mountpoint]));
+    await snap.unmount();
     if (await exists(path.join(dest, "fs"))) {
       await snap.remove();
       return;

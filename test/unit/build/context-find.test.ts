@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ContextEntry, listContext, walkContext } from "../../../src/build/index.js";
+import { type ContextEntry, ContextListing, listContext, walkContext } from "../../../src/build/index.js";
 import { PatternMatcher } from "../../../src/dockerfile/index.js";
 
 const pick = (e: ContextEntry) => ({
@@ -53,5 +53,37 @@ describe("listContext (find-based) agrees with walkContext", () => {
 
   it("refuses exception patterns (the walker applies those)", async () => {
     await expect(listContext(root, new PatternMatcher(["src", "!src/a/d.ts"]))).rejects.toThrow(/exception/);
+  });
+
+  it("a source's signature changes with its own subtree only", async () => {
+    const sig = async (sources: string[]) => (await ContextListing.list(root, undefined)).signature(sources);
+    const before = {
+      src: await sig(["src/"]),
+      docs: await sig(["./docs"]),
+      both: await sig(["src", "docs"]),
+    };
+    expect(before.src).toMatch(/^tops:/);
+    expect(new Set(Object.values(before)).size).toBe(3);
+    writeFileSync(path.join(root, "docs/readme.md"), "changed");
+    expect(await sig(["src/"])).toBe(before.src);
+    expect(await sig(["./docs"])).not.toBe(before.docs);
+    expect(await sig(["src", "docs"])).not.toBe(before.both);
+  });
+
+  it("patterns, deeper paths, the root, symlinks and missing sources take the whole context", async () => {
+    const l = await ContextListing.list(root, undefined);
+    expect(l.topsFor(["src/", "Dockerfile"])).toEqual(new Set(["src", "Dockerfile"]));
+    for (const s of [["*.ts"], ["src/a"], ["."], ["srclink"], ["missing"], ["src", "s?c"]]) {
+      expect(l.topsFor(s)).toBeUndefined();
+      expect(l.signature(s)).toMatch(/^all:/);
+    }
+  });
+
+  it("parses only the subtrees asked for, filtered like the whole listing", async () => {
+    const m = new PatternMatcher(["**/*.ts"]);
+    const l = await ContextListing.list(root, m);
+    const part = [...l.entries(new Set(["src"])).keys()];
+    expect(part).toEqual(["src", "src/a", "src/a/b"]);
+    expect([...l.entries().keys()].filter((p) => p === "src" || p.startsWith("src/"))).toEqual(part);
   });
 });

@@ -100,6 +100,7 @@ describe("walkContext", () => {
       gid: st.gid,
       size: 1,
       mtimeMs: st.mtimeMs,
+      ctimeMs: st.ctimeMs,
       dev: st.dev,
       ino: st.ino,
       nlink: 1,

@@ -1,0 +1,167 @@
+/**
+ * Tar headers for layers Strata writes itself (the builder's COPY): POSIX ustar blocks, with a
+ * PAX extended header before an entry whose path or link target does not fit, and GNU's
+ * base-256 numbers for ids and sizes too large for octal (which tar-stream, GNU tar and Go's
+ * archive/tar all read; tar-stream ignores PAX uid/gid/size records). Building the blocks directly is about ten times cheaper per
+ * entry than a general tar stream, which matters for a COPY of 10,000 small files.
+ */
+
+export type TarEntryType = "file" | "directory" | "symlink";
+
+export interface TarEntryHeader {
+  /** Relative path; a directory's without a trailing slash (one is added). */
+  name: string;
+  type: TarEntryType;
+  /** Permission bits (with setuid/setgid/sticky). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time, whole seconds since the epoch. */
+  mtime: number;
+  /** Bytes of content (files only). */
+  size?: number;
+  linkname?: string;
+}
+
+export const TAR_BLOCK = 512;
+/** The end of an archive: two zero blocks. */
+export const TAR_END = Buffer.alloc(2 * TAR_BLOCK);
+
+const TYPEFLAG: Record<TarEntryType, number> = { file: 0x30, directory: 0x35, symlink: 0x32 };
+const MAX_OCTAL_11 = 0o77777777777;
+
+/** Zero bytes that pad content of `size` bytes to a whole block. */
+export function tarPadding(size: number): Buffer {
+  const r = size % TAR_BLOCK;
+  return r === 0 ? EMPTY : ZEROS.subarray(0, TAR_BLOCK - r);
+}
+const EMPTY = Buffer.alloc(0);
+const ZEROS = Buffer.alloc(TAR_BLOCK);
+
+/** The header block(s) of one entry, with a PAX header first when one is needed. */
+export function tarHeader(h: TarEntryHeader): Buffer {
+  const name = h.type === "directory" && !h.name.endsWith("/") ? `${h.name}/` : h.name;
+  const size = h.type === "file" ? (h.size ?? 0) : 0;
+  const link = h.linkname ?? "";
+  const pax: [string, string][] = [];
+  let field = name;
+  let prefix = "";
+  const nameLen = Buffer.byteLength(name);
+  if (nameLen > 100) {
+    const split = splitUstar(name);
+    if (split) [prefix, field] = split;
+    else {
+      pax.push(["path", name]);
+      field = truncateBytes(name, 100);
+    }
+  }
+  if (Buffer.byteLength(link) > 100) pax.push(["linkpath", link]);
+  const main = ustarBlock({
+    name: field,
+    prefix,
+    mode: h.mode & 0o7777,
+    uid: h.uid,
+    gid: h.gid,
+    size,
+    mtime: Math.min(Math.max(0, Math.floor(h.mtime)), MAX_OCTAL_11),
+    typeflag: TYPEFLAG[h.type],
+    linkname: truncateBytes(link, 100),
+  });
+  if (!pax.length) return main;
+  const body = Buffer.from(pax.map(([k, v]) => paxRecord(k, v)).join(""), "utf8");
+  const paxName = truncateBytes(`PaxHeaders.0/${name.replace(/\/$/, "").split("/").pop()}`, 100);
+  const paxHead = ustarBlock({
+    name: paxName,
+    prefix: "",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime: 0,
+    typeflag: 0x78, // 'x'
+    linkname: "",
+  });
+  return Buffer.concat([paxHead, body, tarPadding(body.length), main]);
+}
+
+/** A PAX record: "<len> <key>=<value>\n", where len counts itself. */
+function paxRecord(key: string, value: string): string {
+  const rest = ` ${key}=${value}\n`;
+  const restLen = Buffer.byteLength(rest);
+  let len = restLen + String(restLen).length;
+  if (String(len).length + restLen !== len) len = restLen + String(len).length;
+  return `${len}${rest}`;
+}
+
+/** ustar's prefix/name split at a slash: name ≤ 100 bytes, prefix ≤ 155; undefined when impossible. */
+function splitUstar(p: string): [string, string] | undefined {
+  const bytes = Buffer.from(p, "utf8");
+  if (bytes.length > 256) return undefined;
+  for (let i = bytes.length - 1; i > 0; i--) {
+    if (bytes[i] !== 0x2f) continue;
+    const prefixLen = i;
+    const nameLen = bytes.length - i - 1;
+    if (nameLen > 100 || nameLen === 0) return undefined;
+    if (prefixLen <= 155)
+      return [bytes.subarray(0, i).toString("utf8"), bytes.subarray(i + 1).toString("utf8")];
+  }
+  return undefined;
+}
+
+function truncateBytes(s: string, n: number): string {
+  const b = Buffer.from(s, "utf8");
+  return b.length <= n ? s : b.subarray(0, n).toString("utf8");
+}
+
+interface UstarFields {
+  name: string;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: number;
+  linkname: string;
+}
+
+function ustarBlock(f: UstarFields): Buffer {
+  const b = Buffer.alloc(TAR_BLOCK);
+  b.write(f.name, 0, 100, "utf8");
+  octal(b, 100, 8, f.mode);
+  numeric(b, 108, 8, f.uid);
+  numeric(b, 116, 8, f.gid);
+  numeric(b, 124, 12, f.size);
+  octal(b, 136, 12, f.mtime);
+  b.fill(0x20, 148, 156); // the checksum field counts as spaces
+  b[156] = f.typeflag;
+  b.write(f.linkname, 157, 100, "utf8");
+  b.write("ustar\u000000", 257, 8, "latin1");
+  octal(b, 329, 8, 0); // devmajor
+  octal(b, 337, 8, 0); // devminor
+  b.write(f.prefix, 345, 155, "utf8");
+  let sum = 0;
+  for (let i = 0; i < TAR_BLOCK; i++) sum += b[i]!;
+  b.write(`${sum.toString(8).padStart(6, "0")}\u0000 `, 148, 8, "latin1");
+  return b;
+}
+
+/** Octal when it fits in `len - 1` digits, else GNU base-256 (high bit set, big-endian). */
+function numeric(b: Buffer, at: number, len: number, n: number): void {
+  if (n < 8 ** (len - 1)) {
+    octal(b, at, len, n);
+    return;
+  }
+  b.fill(0, at, at + len);
+  let v = BigInt(n);
+  for (let i = at + len - 1; i > at && v > 0n; i--) {
+    b[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  b[at] = 0x80;
+}
+
+/** A zero-padded octal number filling `len - 1` bytes, then NUL. */
+function octal(b: Buffer, at: number, len: number, n: number): void {
+  b.write(`${n.toString(8).padStart(len - 1, "0")}\u0000`, at, len, "latin1");
+}
