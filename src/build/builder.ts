@@ -245,6 +245,28 @@ export class Builder {
       const tops = listing!.topsFor(sources);
       return tops ? listing!.entries(tops) : loadContext();
     };
+    // What a RUN bind mount of the context shows: the context with .dockerignore applied (a
+    // read-only overlay whose top layer whites the ignored entries out), made once per build.
+    let contextViewP: Promise<{ mountpoint: string; remove(): Promise<void> } | undefined> | undefined;
+    const contextView = async () => {
+      contextViewP ??= (async () => {
+        if (!matcher) return undefined;
+        const included = await loadContext();
+        const all = (await ContextListing.list(req.contextDir, undefined)).entries();
+        const hidden: string[] = [];
+        for (const p of all.keys()) {
+          if (included.has(p)) continue;
+          const slash = p.lastIndexOf("/");
+          if (slash < 0 || included.has(p.slice(0, slash))) hidden.push(p);
+        }
+        if (!hidden.length) return undefined;
+        const top = await fsp.lstat(req.contextDir);
+        return this.snapshots.maskedView(req.contextDir, hidden, (rel) =>
+          rel === "" ? { mode: top.mode, uid: top.uid, gid: top.gid, mtimeMs: top.mtimeMs } : (included.get(rel) ?? all.get(rel)),
+        );
+      })();
+      return (await contextViewP)?.mountpoint ?? req.contextDir;
+    };
     const quickSignature = async (sources: readonly string[]) => {
       await listContextOnce();
       return listing ? `${ignoreDigest}:${listing.signature(sources)}` : undefined;
@@ -301,6 +323,7 @@ export class Builder {
           progress,
           bases,
           loadContext,
+          contextView,
           contextFor,
           quickSignature,
           copyMemo,
@@ -327,6 +350,7 @@ export class Builder {
       throw e;
     } finally {
       await Promise.all([
+        contextViewP?.then((v) => v?.remove()).catch(() => {}),
         statCacheP?.then((c) => c.save()).catch(() => {}),
         memoP?.then((m) => m.save()).catch(() => {}),
       ]);
@@ -371,6 +395,8 @@ export class Builder {
       progress: ProgressSink;
       bases: Map<string, BaseImage>;
       loadContext: () => Promise<Map<string, ContextEntry>>;
+      /** The directory a RUN bind mount of the context uses (.dockerignore applied). */
+      contextView: () => Promise<string>;
       contextFor: (sources: readonly string[]) => Promise<Map<string, ContextEntry>>;
       quickSignature: (sources: readonly string[]) => Promise<string | undefined>;
       copyMemo: () => Promise<CopyMemo>;
@@ -1110,7 +1136,7 @@ export class Builder {
               options: ["nosuid", "nodev"],
             });
           for (const { mount: m, from } of binds) {
-            let base = b.req.contextDir;
+            let base = from ? "" : await b.contextView();
             if (from) {
               const view = await this.snapshots.prepare(
                 await this.snapshots.ensureChain(this.layerSources(from)),

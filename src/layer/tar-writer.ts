@@ -6,7 +6,8 @@
  * entry than a general tar stream, which matters for a COPY of 10,000 small files.
  */
 
-export type TarEntryType = "file" | "directory" | "symlink";
+/** `charDevice` is for overlayfs whiteouts (device 0/0). */
+export type TarEntryType = "file" | "directory" | "symlink" | "charDevice";
 
 export interface TarEntryHeader {
   /** Relative path; a directory's without a trailing slash (one is added). */
@@ -27,7 +28,7 @@ export const TAR_BLOCK = 512;
 /** The end of an archive: two zero blocks. */
 export const TAR_END = Buffer.alloc(2 * TAR_BLOCK);
 
-const TYPEFLAG: Record<TarEntryType, number> = { file: 0x30, directory: 0x35, symlink: 0x32 };
+const TYPEFLAG: Record<TarEntryType, number> = { file: 0x30, directory: 0x35, symlink: 0x32, charDevice: 0x33 };
 const MAX_OCTAL_11 = 0o77777777777;
 
 /** Zero bytes that pad content of `size` bytes to a whole block. */

@@ -2,8 +2,9 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { extract as tarExtract, pack as tarPack } from "tar-stream";
+import { TAR_END, tarHeader } from "../layer/index.js";
 import { chainIds, type Digest, digestHex } from "../oci/index.js";
 import { exists, runTool, StrataError } from "../util/index.js";
 
@@ -206,6 +207,62 @@ export class Snapshotter {
         await fsp.rm(base, { recursive: true, force: true });
       },
     };
+  }
+
+  /**
+   * A read-only view of `dir` with `hidden` entries (relative paths) masked by whiteouts: a
+   * lower layer of whiteout devices over `dir`, no upper. `dirMeta` gives the mode, owner and
+   * mtime of the directories that hold whiteouts (overlayfs shows the top layer's). Nothing
+   * is written to `dir`. Needs root and overlayfs.
+   */
+  async maskedView(
+    dir: string,
+    hidden: string[],
+    dirMeta: (rel: string) => { mode: number; uid: number; gid: number; mtimeMs: number } | undefined,
+  ): Promise<{ mountpoint: string; remove(): Promise<void> }> {
+    const base = path.join(this.dir, `active-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const masks = path.join(base, "masks");
+    const merged = path.join(base, "merged");
+    await fsp.mkdir(masks, { recursive: true });
+    await fsp.mkdir(merged, { recursive: true });
+    let mounted = false;
+    const remove = async () => {
+      if (mounted) await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
+      mounted = false;
+      await fsp.rm(base, { recursive: true, force: true });
+    };
+    try {
+      const parts: Buffer[] = [];
+      const dirs = new Set<string>();
+      for (const h of [...hidden].sort()) {
+        const segs = h.split("/");
+        for (let i = 1; i < segs.length; i++) {
+          const d = segs.slice(0, i).join("/");
+          if (dirs.has(d)) continue;
+          dirs.add(d);
+          const m = dirMeta(d) ?? { mode: 0o755, uid: 0, gid: 0, mtimeMs: 0 };
+          parts.push(
+            tarHeader({ name: d, type: "directory", mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtimeMs / 1000 }),
+          );
+        }
+        parts.push(tarHeader({ name: h, type: "charDevice", mode: 0, uid: 0, gid: 0, mtime: 0 }));
+      }
+      parts.push(TAR_END);
+      await runTool("tar", ["-x", "-f", "-", "-C", masks, "--numeric-owner", "--same-owner", "--same-permissions"], {
+        input: Readable.from([Buffer.concat(parts)]),
+      });
+      const top = dirMeta("");
+      if (top) {
+        await fsp.chown(masks, top.uid, top.gid);
+        await fsp.chmod(masks, top.mode & 0o7777);
+      }
+      await runTool("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${masks}:${dir}`, merged]);
+      mounted = true;
+    } catch (e) {
+      await remove();
+      throw new StrataError("UNSUPPORTED", `masking ignored files failed: ${(e as Error).message}`);
+    }
+    return { mountpoint: merged, remove };
   }
 
   /**

@@ -183,6 +183,43 @@ RUN --mount=type=bind,from=base:1,source=/etc/passwd,target=/p grep -c : /p > /c
     expect(ranSteps((await build("bindctx", df)).stderr)).toEqual([]);
   });
 
+  it("a bind mount of the context shows it with .dockerignore applied, the context untouched", async () => {
+    const c2 = path.join(t.dir, "ctx-ignore");
+    writeContext(c2, {
+      ".dockerignore": "secret.txt\nlogs\n**/*.tmp\n!keep/*.tmp\n",
+      "kept.txt": "kept\n",
+      "secret.txt": "do not show\n",
+      "logs/a.log": "log\n",
+      "sub/x.tmp": "scratch\n",
+      "sub/y.txt": "y\n",
+      "keep/z.tmp": "re-included\n",
+    });
+    const df = path.join(t.dir, "ignorebind.Dockerfile");
+    writeFileSync(
+      df,
+      "FROM base:1\nRUN --mount=type=bind,target=/c find /c | sort > /listing && cat /c/kept.txt /c/keep/z.tmp > /read\n" +
+        "RUN --mount=type=bind,source=sub,target=/s ls -A /s > /sub\n",
+    );
+    const r = await strata(root, ["build", "--progress", "plain", "-f", df, "-t", "ignorebind:1", c2]);
+    expect(r.code, r.stderr).toBe(0);
+    const { files } = await image("ignorebind:1");
+    expect(files.get("listing")!.split("\n").filter(Boolean)).toEqual([
+      "/c",
+      "/c/.dockerignore",
+      "/c/keep",
+      "/c/keep/z.tmp",
+      "/c/kept.txt",
+      "/c/sub",
+      "/c/sub/y.txt",
+    ]);
+    expect(files.get("read")).toBe("kept\nre-included\n");
+    expect(files.get("sub")).toBe("y.txt\n");
+    // Nothing was written into the context, and no view is left mounted.
+    expect(readFileSync(path.join(c2, "secret.txt"), "utf8")).toBe("do not show\n");
+    expect(readFileSync("/proc/mounts", "utf8")).not.toContain(root);
+    expect(danglingSnapshots(root)).toEqual([]);
+  });
+
   it("COPY --link gives the same files as COPY", async () => {
     const r = await build(
       "link",
