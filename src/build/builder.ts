@@ -262,7 +262,9 @@ export class Builder {
         if (!hidden.length) return undefined;
         const top = await fsp.lstat(req.contextDir);
         return this.snapshots.maskedView(req.contextDir, hidden, (rel) =>
-          rel === "" ? { mode: top.mode, uid: top.uid, gid: top.gid, mtimeMs: top.mtimeMs } : (included.get(rel) ?? all.get(rel)),
+          rel === ""
+            ? { mode: top.mode, uid: top.uid, gid: top.gid, mtimeMs: top.mtimeMs }
+            : (included.get(rel) ?? all.get(rel)),
         );
       })();
       return (await contextViewP)?.mountpoint ?? req.contextDir;

@@ -28,7 +28,12 @@ export const TAR_BLOCK = 512;
 /** The end of an archive: two zero blocks. */
 export const TAR_END = Buffer.alloc(2 * TAR_BLOCK);
 
-const TYPEFLAG: Record<TarEntryType, number> = { file: 0x30, directory: 0x35, symlink: 0x32, charDevice: 0x33 };
+const TYPEFLAG: Record<TarEntryType, number> = {
+  file: 0x30,
+  directory: 0x35,
+  symlink: 0x32,
+  charDevice: 0x33,
+};
 const MAX_OCTAL_11 = 0o77777777777;
 
 /** Zero bytes that pad content of `size` bytes to a whole block. */

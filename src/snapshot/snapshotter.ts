@@ -227,7 +227,8 @@ export class Snapshotter {
     await fsp.mkdir(merged, { recursive: true });
     let mounted = false;
     const remove = async () => {
-      if (mounted) await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
+      if (mounted)
+        await runTool("umount", [merged]).catch(() => runTool("umount", ["-l", merged]).catch(() => {}));
       mounted = false;
       await fsp.rm(base, { recursive: true, force: true });
     };
@@ -242,15 +243,26 @@ export class Snapshotter {
           dirs.add(d);
           const m = dirMeta(d) ?? { mode: 0o755, uid: 0, gid: 0, mtimeMs: 0 };
           parts.push(
-            tarHeader({ name: d, type: "directory", mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtimeMs / 1000 }),
+            tarHeader({
+              name: d,
+              type: "directory",
+              mode: m.mode,
+              uid: m.uid,
+              gid: m.gid,
+              mtime: m.mtimeMs / 1000,
+            }),
           );
         }
         parts.push(tarHeader({ name: h, type: "charDevice", mode: 0, uid: 0, gid: 0, mtime: 0 }));
       }
       parts.push(TAR_END);
-      await runTool("tar", ["-x", "-f", "-", "-C", masks, "--numeric-owner", "--same-owner", "--same-permissions"], {
-        input: Readable.from([Buffer.concat(parts)]),
-      });
+      await runTool(
+        "tar",
+        ["-x", "-f", "-", "-C", masks, "--numeric-owner", "--same-owner", "--same-permissions"],
+        {
+          input: Readable.from([Buffer.concat(parts)]),
+        },
+      );
       const top = dirMeta("");
       if (top) {
         await fsp.chown(masks, top.uid, top.gid);
