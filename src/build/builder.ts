@@ -117,6 +117,9 @@ interface TreeView {
   files: Set<string>;
 }
 
+/** Files a COPY must miss in the stat cache before it hashes them while packing its layer. */
+const SPECULATE_FILES = 64;
+
 /** Could some path in find's raw output look like a credential? (isLikelySecretPath decides.) */
 const MAYBE_SECRET =
   /(?:^|[\0/])(?:\.ssh\/|\.aws\/|\.env|id_rsa|id_dsa|id_ecdsa|id_ed25519|\.npmrc|\.pypirc|\.git-credentials)|\.(?:pem|key)\0/i;
@@ -861,6 +864,9 @@ export class Builder {
           await previous();
         };
       }
+      // Most of the files unknown to the stat cache (a first build, a new dependency tree):
+      // hash them while packing the layer, one read per file, and look the key up after.
+      let speculate: { statCache: StatCache } | undefined;
       if (!from) {
         const statCache = await b.statCache();
         const misses: CopyItem[] = [];
@@ -876,9 +882,18 @@ export class Builder {
           if (hit) it.digest = hit;
           else misses.push(it);
         }
-        await mapLimit(misses, 8, async (it) => {
-          it.digest = await statCache.digest((it.source as { abs: string }).abs, it.entry!);
-        });
+        const missBytes = misses.reduce((n, it) => n + it.size, 0);
+        const fileBytes = items.reduce((n, it) => n + (it.type === "file" ? it.size : 0), 0);
+        if (
+          misses.length >= SPECULATE_FILES &&
+          missBytes * 2 >= fileBytes &&
+          !items.some((it) => it.type === "archive")
+        )
+          speculate = { statCache };
+        else
+          await mapLimit(misses, 8, async (it) => {
+            it.digest = await statCache.digest((it.source as { abs: string }).abs, it.entry!);
+          });
       } else
         for (const it of items)
           if (it.type === "file" && it.source && "data" in it.source)
@@ -886,8 +901,12 @@ export class Builder {
       // Parent directories this copy must create.
       const needed = new Set<string>();
       for (const it of items) {
-        const parts = it.dest.split("/");
-        for (let i = 1; i < parts.length; i++) needed.add(parts.slice(0, i).join("/"));
+        let d = it.dest;
+        for (let i = d.lastIndexOf("/"); i > 0; i = d.lastIndexOf("/")) {
+          d = d.slice(0, i);
+          if (needed.has(d)) break;
+          needed.add(d);
+        }
       }
       const itemDests = new Set(items.map((it) => it.dest));
       const newDirs: CopyItem[] = [...needed]
@@ -902,6 +921,40 @@ export class Builder {
           mtimeMs: Date.now(),
           size: 0,
         }));
+      const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
+      let contentSize = 0;
+      for (const it of [...newDirs, ...items]) {
+        if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
+        else idx.files.push(it.dest);
+        if (it.type === "file") contentSize += it.size;
+      }
+      // The tar is written from these items: its index is known, unless an archive is unpacked
+      // into it or a name would read as a whiteout.
+      const known =
+        items.some((it) => it.type === "archive") || idx.files.some((f) => /(?:^|\/)\.wh\./.test(f))
+          ? undefined
+          : { index: idx, contentSize };
+      // With a RUN ahead, the layer is unpacked into its snapshot in the same pass (on the
+      // other core) rather than read back from the blob later.
+      const chainOfLayer = (l: LayerRecord) => chainIds([...s.layers.map((x) => x.diffId), l.diffId]).at(-1)!;
+      let staged: Awaited<ReturnType<Store["stageLayer"]>> | undefined;
+      let stagedTee: Awaited<ReturnType<Snapshotter["unpackTee"]>> | undefined;
+      if (speculate) {
+        const { statCache } = speculate;
+        stagedTee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
+        try {
+          staged = await this.store.stageLayer(
+            copyLayerStream(items, newDirs, (p) => tree.dirs.has(p), {
+              cold: true,
+              hashed: (it, hex) => statCache.record((it.source as { abs: string }).abs, it.entry!, hex),
+            }),
+            { tees: stagedTee ? [stagedTee.sink as Writable] : [], known },
+          );
+        } catch (e) {
+          await stagedTee?.abort();
+          throw e;
+        }
+      }
       const key = h(
         c.kind,
         s.chain,
@@ -924,39 +977,41 @@ export class Builder {
         ]),
         newDirs.map((d) => d.dest),
       );
-      const idx: LayerIndex = { dirs: {}, files: [], whiteouts: [], opaque: [] };
-      let contentSize = 0;
-      for (const it of [...newDirs, ...items]) {
-        if (it.type === "dir") idx.dirs[it.dest] = [it.mode, it.uid, it.gid];
-        else idx.files.push(it.dest);
-        if (it.type === "file") contentSize += it.size;
+      let r: Awaited<ReturnType<Builder["cached"]>>;
+      try {
+        r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
+          if (staged) {
+            await staged.commit();
+            if (stagedTee) await stagedTee.commit(chainOfLayer(staged.record));
+            return staged.record;
+          }
+          if (!items.length && !newDirs.length) return null;
+          const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
+          try {
+            const layer = await this.store.ingestLayer(
+              copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
+              {
+                tees: tee ? [tee.sink as Writable] : [],
+                known,
+              },
+            );
+            if (tee) await tee.commit(chainOfLayer(layer));
+            return layer;
+          } catch (e) {
+            await tee?.abort();
+            throw e;
+          }
+        });
+      } catch (e) {
+        await staged?.discard().catch(() => {});
+        await stagedTee?.abort().catch(() => {});
+        throw e;
       }
-      // The tar is written from these items: its index is known, unless an archive is unpacked
-      // into it or a name would read as a whiteout.
-      const known =
-        items.some((it) => it.type === "archive") || idx.files.some((f) => /(?:^|\/)\.wh\./.test(f))
-          ? undefined
-          : { index: idx, contentSize };
-      const r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
-        if (!items.length && !newDirs.length) return null;
-        // With a RUN ahead, unpack the layer into its snapshot in the same pass (on the
-        // other core) rather than reading the blob back later.
-        const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
-        try {
-          const layer = await this.store.ingestLayer(
-            copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
-            {
-              tees: tee ? [tee.sink as Writable] : [],
-              known,
-            },
-          );
-          if (tee) await tee.commit(chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!);
-          return layer;
-        } catch (e) {
-          await tee?.abort();
-          throw e;
-        }
-      });
+      // The cache had it after all (files touched, not changed): the staged work goes.
+      if (staged && r.hit) {
+        await staged.discard();
+        await stagedTee?.abort();
+      }
       if (quick) (await b.copyMemo()).set(quick, key);
       return this.withLayer(
         s,

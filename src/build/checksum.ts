@@ -68,6 +68,12 @@ export class StatCache {
     return hex;
   }
 
+  /** Remember a digest computed elsewhere (from the bytes a COPY packed). */
+  record(abs: string, e: ContextEntry, hex: string): void {
+    this.entries[abs] = [e.dev, e.ino, e.size, e.mtimeMs, hex, e.ctimeMs ?? null];
+    this.dirty = true;
+  }
+
   async save(): Promise<void> {
     if (!this.dirty) return;
     await fsp.mkdir(path.dirname(this.file), { recursive: true });

@@ -1,7 +1,9 @@
-import { createReadStream, readFileSync } from "node:fs";
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream, readFile, readFileSync } from "node:fs";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { pack as tarPack } from "tar-stream";
 import { PatternMatcher } from "../dockerfile/index.js";
 import { TAR_END, tarHeader, tarPadding } from "../layer/index.js";
@@ -288,16 +290,56 @@ export function copyLayerStream(
   items: CopyItem[],
   newDirs: CopyItem[],
   existingDir: (p: string) => boolean = () => false,
+  opts: LayerStreamOptions = {},
 ): Readable {
   const all = [...newDirs, ...items].sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0));
-  if (all.some((it) => it.type === "archive")) return archiveLayerStream(all, existingDir);
-  return Readable.from(layerChunks(all), { objectMode: false, highWaterMark: BATCH });
+  if (all.some((it) => it.type === "archive")) {
+    if (opts.hashed) throw new StrataError("INTERNAL", "an archive layer cannot hash its sources");
+    return archiveLayerStream(all, existingDir);
+  }
+  return Readable.from(layerChunks(all, opts), { objectMode: false, highWaterMark: BATCH });
 }
+
+export interface LayerStreamOptions {
+  /**
+   * Hash the context files that have no digest yet from the bytes packed (one read per
+   * file): called with each file's sha256 hex, which is also set on the item.
+   */
+  hashed?: (it: CopyItem, hex: string) => void;
+  /**
+   * The files are likely not in the page cache: read small ones ahead, several at a time,
+   * through the thread pool, rather than one synchronous read after another.
+   */
+  cold?: boolean;
+}
+
+/** Small files read ahead of the packer when they are cold. */
+const READ_AHEAD = 16;
+const readFileCb = promisify(readFile);
 
 /** Bytes gathered before a chunk goes out. */
 const BATCH = 1 << 20;
 
-async function* layerChunks(all: CopyItem[]): AsyncGenerator<Buffer> {
+async function* layerChunks(all: CopyItem[], opts: LayerStreamOptions): AsyncGenerator<Buffer> {
+  const abs = (it: CopyItem) => (it.source as { abs: string }).abs;
+  const isSmallFile = (it: CopyItem) =>
+    it.type === "file" && !!it.source && "abs" in it.source && it.size <= SMALL_FILE;
+  const ahead = new Map<number, Promise<Buffer>>();
+  let next = 0;
+  const readAhead = (upTo: number) => {
+    for (; next < all.length && next <= upTo; next++)
+      if (isSmallFile(all[next]!)) {
+        const p = readFileCb(abs(all[next]!));
+        p.catch(() => {}); // awaited in order below
+        ahead.set(next, p);
+      }
+  };
+  const digestOf = (it: CopyItem, data: Buffer | Hash) => {
+    if (!opts.hashed || it.digest) return;
+    const hex = (Buffer.isBuffer(data) ? createHash("sha256").update(data) : (data as Hash)).digest("hex");
+    it.digest = hex;
+    opts.hashed(it, hex);
+  };
   let batch: Buffer[] = [];
   let bytes = 0;
   const push = (b: Buffer) => {
@@ -314,7 +356,8 @@ async function* layerChunks(all: CopyItem[]): AsyncGenerator<Buffer> {
   };
   const changed = (it: CopyItem) =>
     new StrataError("IO_ERROR", `${it.dest}: file changed while it was being copied`);
-  for (const it of all) {
+  for (const [i, it] of all.entries()) {
+    if (opts.cold) readAhead(i + READ_AHEAD);
     const base = {
       name: it.dest,
       mode: it.mode,
@@ -331,11 +374,14 @@ async function* layerChunks(all: CopyItem[]): AsyncGenerator<Buffer> {
       push(data);
       push(tarPadding(data.length));
     } else if (it.size <= SMALL_FILE) {
-      // Read synchronously: the build hashed these files just before (their pages are
-      // cached), and a sync read is several times cheaper than the thread pool's
+      // Read synchronously unless cold: the build hashed these files just before (their
+      // pages are cached), and a sync read is several times cheaper than the thread pool's
       // open/fstat/read/close round trips (2,000 small files: 16 ms against 60–130 ms).
-      const data = readFileSync((it.source as { abs: string }).abs);
+      const pending = ahead.get(i);
+      ahead.delete(i);
+      const data = pending ? await pending : readFileSync(abs(it));
       if (data.length !== it.size) throw changed(it);
+      digestOf(it, data);
       push(tarHeader({ ...base, type: "file", size: data.length }));
       push(data);
       push(tarPadding(data.length));
@@ -343,15 +389,15 @@ async function* layerChunks(all: CopyItem[]): AsyncGenerator<Buffer> {
       push(tarHeader({ ...base, type: "file", size: it.size }));
       yield take();
       let n = 0;
-      const src = createReadStream((it.source as { abs: string }).abs, {
-        highWaterMark: BATCH,
-        end: it.size - 1,
-      });
+      const h = opts.hashed && !it.digest ? createHash("sha256") : undefined;
+      const src = createReadStream(abs(it), { highWaterMark: BATCH, end: it.size - 1 });
       for await (const chunk of src as AsyncIterable<Buffer>) {
         n += chunk.length;
+        h?.update(chunk);
         yield chunk;
       }
       if (n !== it.size) throw changed(it);
+      if (h) digestOf(it, h);
       push(tarPadding(it.size));
     }
     if (bytes >= BATCH) yield take();

@@ -55,6 +55,19 @@ export interface RemovedBlobs {
  *   <root>/ingest/                 partial writes
  *   <root>/meta/images.json        image records, tags, layers
  */
+export interface LayerIngestOptions {
+  expectedDiffId?: Digest;
+  what?: string;
+  signal?: AbortSignal;
+  tees?: Writable[];
+  /**
+   * For a tar Strata writes itself from entries it already knows (the builder's COPY):
+   * its index and content size, so the bytes are hashed and stored without parsing the
+   * tar again. Anything read from outside goes through the scanner.
+   */
+  known?: { index: LayerIndex; contentSize: number };
+}
+
 export class Store {
   readonly content: ContentStore;
   readonly meta: MetaStore;
@@ -89,31 +102,40 @@ export class Store {
    */
   async ingestLayer(
     tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
-    opts: {
-      expectedDiffId?: Digest;
-      what?: string;
-      signal?: AbortSignal;
-      tees?: Writable[];
-      /**
-       * For a tar Strata writes itself from entries it already knows (the builder's COPY):
-       * its index and content size, so the bytes are hashed and stored without parsing the
-       * tar again. Anything read from outside goes through the scanner.
-       */
-      known?: { index: LayerIndex; contentSize: number };
-    } = {},
+    opts: LayerIngestOptions = {},
   ): Promise<LayerRecord> {
+    const staged = await this.stageLayer(tar, opts);
+    await staged.commit();
+    return staged.record;
+  }
+
+  /**
+   * A layer written to the ingest area and checked, not yet a blob: `commit` makes it one
+   * (with its index), `discard` removes it. For work done ahead of knowing whether it is
+   * needed (the builder's COPY hashes and packs in one pass, then looks the key up).
+   */
+  async stageLayer(
+    tar: AsyncIterable<Buffer> | NodeJS.ReadableStream,
+    opts: LayerIngestOptions = {},
+  ): Promise<{ record: LayerRecord; commit(): Promise<void>; discard(): Promise<void> }> {
     const scanner = opts.known
       ? undefined
       : new TarScanner({ what: opts.what ?? "layer", collectIndex: true });
-    const r = await this.content.ingest(tar, {
+    const r = await this.content.stage(tar, {
       expected: opts.expectedDiffId ? { digest: opts.expectedDiffId } : undefined,
       tees: [...(scanner ? [scanner] : []), ...(opts.tees ?? [])],
       what: opts.what ?? "layer",
       signal: opts.signal,
     });
     const scan = scanner ? scanner.result() : opts.known!;
-    if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
-    return { diffId: r.digest, size: r.size, contentSize: scan.contentSize };
+    return {
+      record: { diffId: r.digest, size: r.size, contentSize: scan.contentSize },
+      commit: async () => {
+        await r.commit();
+        if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
+      },
+      discard: () => r.discard(),
+    };
   }
 
   private layerIndexPath(diffId: Digest): string {

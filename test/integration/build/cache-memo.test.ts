@@ -1,13 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { statSync, symlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
 import { strata, tempDir } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
 import { flatten, readDockerArchive } from "../../helpers/image-tree.js";
+import { requires } from "../../helpers/tools.js";
 
+const need = requires({ tools: ["runc"], root: true });
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 
 // COPY steps whose sources' listing is unchanged reuse the earlier build's cache key without
@@ -55,6 +57,7 @@ describe("build cache: unchanged COPY sources skip the work, changed ones never 
       "src/main.py": "print('hello')\n",
       "src/skip.txt": "not wanted later\n",
       "other/x.txt": "unrelated\n",
+      ...Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`many/f${i}.txt`, `file ${i}\n`])),
     });
     symlinkSync("src", path.join(ctx, "link"));
   });
@@ -100,6 +103,48 @@ describe("build cache: unchanged COPY sources skip the work, changed ones never 
     expect(tree.has("src/main.py")).toBe(true);
     expect(ranSteps(await build())).toEqual([]);
   });
+
+  it.runIf(need.ok)(
+    "many changed files are hashed while the layer is packed; touched-only ones leave nothing staged",
+    async () => {
+      const df = path.join(t.dir, "many.Dockerfile");
+      writeFileSync(df, "FROM base:1\nCOPY many/ /many/\nRUN cat /many/f7.txt /many/f79.txt > /both\n");
+      const b = async () => {
+        const r = await strata(root, ["build", "--progress", "plain", "-f", df, "-t", "many:1", ctx]);
+        expect(r.code, r.stderr).toBe(0);
+        return r.stderr;
+      };
+      const leftovers = () => [
+        ...readdirSync(path.join(root, "ingest")),
+        ...readdirSync(path.join(root, "snapshots")).filter((n) => /^(tmp|active)-/.test(n)),
+      ];
+      expect(ranSteps(await b())).toEqual([
+        "COPY many/ /many/",
+        "RUN cat /many/f7.txt /many/f79.txt > /both",
+      ]);
+      // Every file touched: all miss the stat cache, are packed and hashed again, and the
+      // key is the same: the staged layer and its unpacked snapshot are thrown away.
+      const later = new Date(Date.now() + 120_000);
+      for (let i = 0; i < 80; i++) utimesSync(path.join(ctx, `many/f${i}.txt`), later, later);
+      expect(ranSteps(await b())).toEqual([]);
+      expect(leftovers()).toEqual([]);
+      // A real change among them re-runs both steps with the new bytes.
+      writeFileSync(path.join(ctx, "many/f79.txt"), "changed 79\n");
+      for (let i = 0; i < 79; i++)
+        utimesSync(path.join(ctx, `many/f${i}.txt`), later, new Date(Date.now() + 240_000));
+      expect(ranSteps(await b())).toEqual([
+        "COPY many/ /many/",
+        "RUN cat /many/f7.txt /many/f79.txt > /both",
+      ]);
+      const archive = path.join(t.dir, "many.tar");
+      expect((await strata(root, ["save", "-o", archive, "many:1"])).code).toBe(0);
+      const [img] = await readDockerArchive(archive);
+      const tree = await flatten(img!.layers);
+      expect(tree.get("many/f79.txt")?.digest).toBe(sha("changed 79\n"));
+      expect(tree.get("both")?.digest).toBe(sha("file 7\nchanged 79\n"));
+      expect(leftovers()).toEqual([]);
+    },
+  );
 
   it("an unreadable memo file is only a slower build", async () => {
     const id = await imageId();
