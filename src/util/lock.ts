@@ -1,5 +1,4 @@
 import { promises as fsp } from "node:fs";
-import lockfile from "proper-lockfile";
 import { StrataError } from "./errors.js";
 
 export interface LockOptions {
@@ -20,6 +19,9 @@ export async function withFileLock<T>(
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const ownerFile = `${target}.owner`;
   let release: () => Promise<void>;
+  // Loaded on first use: it pulls in graceful-fs, which patches fs as it loads (~15 ms of
+  // start-up that commands taking no lock need not pay).
+  const { default: lockfile } = await import("proper-lockfile");
   try {
     release = await lockfile.lock(target, {
       stale: 10_000,
