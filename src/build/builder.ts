@@ -210,7 +210,7 @@ export class Builder {
     let walked = false;
     // Opened on first use: a build whose COPY steps all hit the memo never reads them.
     let statCacheP: Promise<StatCache> | undefined;
-    const statCache = () => (statCacheP ??= StatCache.open(this.store.root));
+    const statCache = () => (statCacheP ??= StatCache.open(this.store.root, req.contextDir));
     let memoP: Promise<CopyMemo> | undefined;
     const copyMemo = () => (memoP ??= CopyMemo.open(this.store.root));
     const ignoreDigest = h("dockerignore", ignoreText ?? null);

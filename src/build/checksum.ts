@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream, promises as fsp, readFile } from "node:fs";
+import { createReadStream, promises as fsp, readFile, readFileSync } from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
@@ -11,7 +11,11 @@ import type { ContextEntry } from "./context.js";
  * mtime, ctime) -> sha256. A file whose stat is unchanged is not read again; a file
  * touched without a change is read and hashes the same, so the build cache still hits.
  *
- *   <root>/meta/statcache.json   { version, entries: { "<abs path>": [dev, ino, size, mtimeMs, digest, ctimeMs] } }
+ * Sharded by context directory and top-level entry, loaded on first lookup, so a build that
+ * re-reads `src/` does not parse the records of 10,000 files under `node_modules/`:
+ *
+ *   <root>/meta/statcache/<sha256(context dir)[:16]>-<sha256(top-level name)[:16]>.json
+ *     { version: 2, entries: { "<path relative to the context>": [dev, ino, size, mtimeMs, digest, ctimeMs] } }
  *
  * The ctime catches a rewrite that keeps the size and puts the mtime back (`touch -r`).
  */
@@ -20,31 +24,60 @@ const readFileCb = promisify(readFile);
 
 type StatEntry = [number, number, number, number, string, (number | null)?];
 
-export class StatCache {
+interface Shard {
+  file: string;
   /** The parsed file as it is (a Map built from 10,000 entries costs more than the lookups it saves). */
-  private entries: Record<string, StatEntry> = Object.create(null);
-  private dirty = false;
+  entries: Record<string, StatEntry>;
+  dirty: boolean;
+}
 
-  private constructor(private readonly file: string) {}
+export class StatCache {
+  private readonly shards = new Map<string, Shard>();
+  private readonly dir: string;
+  private readonly contextKey: string;
 
-  static async open(root: string): Promise<StatCache> {
-    const c = new StatCache(path.join(root, "meta", "statcache.json"));
-    try {
-      const doc = JSON.parse(await fsp.readFile(c.file, "utf8")) as {
-        version: number;
-        entries: Record<string, StatEntry>;
-      };
-      if (doc.version === 1 && doc.entries && typeof doc.entries === "object")
-        c.entries = Object.assign(Object.create(null), doc.entries);
-    } catch {
-      // no cache yet, or unreadable: start empty (it is only an optimisation)
-    }
-    return c;
+  private constructor(
+    root: string,
+    private readonly contextDir: string,
+  ) {
+    this.dir = path.join(root, "meta", "statcache");
+    this.contextKey = hex16(contextDir);
   }
 
-  /** The cached digest when the file's stat is unchanged (no I/O, no promise). */
+  static async open(root: string, contextDir: string): Promise<StatCache> {
+    return new StatCache(root, path.resolve(contextDir));
+  }
+
+  /** The shard of a path and the path's key within it (relative to the context when inside). */
+  private locate(abs: string): [Shard, string] {
+    const inside = abs.startsWith(`${this.contextDir}/`);
+    const rel = inside ? abs.slice(this.contextDir.length + 1) : abs;
+    const slash = rel.indexOf("/");
+    const top = inside ? (slash < 0 ? rel : rel.slice(0, slash)) : "/";
+    let shard = this.shards.get(top);
+    if (!shard) {
+      const file = path.join(this.dir, `${this.contextKey}-${hex16(top)}.json`);
+      shard = { file, entries: Object.create(null), dirty: false };
+      try {
+        // Synchronous on purpose: lookups are synchronous, and a shard is read once per build.
+        const doc = JSON.parse(readFileSync(file, "utf8")) as {
+          version: number;
+          entries: Record<string, StatEntry>;
+        };
+        if (doc.version === 2 && doc.entries && typeof doc.entries === "object")
+          shard.entries = Object.assign(Object.create(null), doc.entries);
+      } catch {
+        // no cache yet, or unreadable: start empty (it is only an optimisation)
+      }
+      this.shards.set(top, shard);
+    }
+    return [shard, rel];
+  }
+
+  /** The cached digest when the file's stat is unchanged (no I/O after its shard is read). */
   cached(abs: string, e: ContextEntry): string | undefined {
-    const hit = this.entries[abs];
+    const [shard, key] = this.locate(abs);
+    const hit = shard.entries[key];
     return hit &&
       hit[0] === e.dev &&
       hit[1] === e.ino &&
@@ -63,23 +96,31 @@ export class StatCache {
     if (e.size <= 1 << 20) h.update(await readFileCb(abs));
     else await pipeline(createReadStream(abs, { highWaterMark: 1 << 20 }), h);
     const hex = h.digest("hex");
-    this.entries[abs] = [e.dev, e.ino, e.size, e.mtimeMs, hex, e.ctimeMs ?? null];
-    this.dirty = true;
+    this.record(abs, e, hex);
     return hex;
   }
 
   /** Remember a digest computed elsewhere (from the bytes a COPY packed). */
   record(abs: string, e: ContextEntry, hex: string): void {
-    this.entries[abs] = [e.dev, e.ino, e.size, e.mtimeMs, hex, e.ctimeMs ?? null];
-    this.dirty = true;
+    const [shard, key] = this.locate(abs);
+    shard.entries[key] = [e.dev, e.ino, e.size, e.mtimeMs, hex, e.ctimeMs ?? null];
+    shard.dirty = true;
   }
 
   async save(): Promise<void> {
-    if (!this.dirty) return;
-    await fsp.mkdir(path.dirname(this.file), { recursive: true });
-    await atomicWriteFile(this.file, JSON.stringify({ version: 1, entries: this.entries }), { sync: false });
-    this.dirty = false;
+    for (const shard of this.shards.values()) {
+      if (!shard.dirty) continue;
+      await fsp.mkdir(this.dir, { recursive: true });
+      await atomicWriteFile(shard.file, JSON.stringify({ version: 2, entries: shard.entries }), {
+        sync: false,
+      });
+      shard.dirty = false;
+    }
   }
+}
+
+function hex16(s: string): string {
+  return createHash("sha256").update(s).digest("hex").slice(0, 16);
 }
 
 /**
