@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import net from "node:net";
@@ -829,7 +829,11 @@ export class ContainerService {
    */
   async start(
     ref: string,
-    opts: { attach?: boolean } = {},
+    opts: {
+      attach?: boolean;
+      /** A supervisor process started ahead in standby (`supervisor.js --standby`) to use. */
+      standby?: ChildProcess;
+    } = {},
   ): Promise<{ id: string; supervisor?: StartedSupervisor }> {
     const c = await this.get(ref);
     if (c.state.Running) return { id: c.record.id };
@@ -842,7 +846,8 @@ export class ContainerService {
       );
     if (process.getuid?.() !== 0)
       throw new StrataError("UNSUPPORTED", "containers need root (overlayfs mounts and namespaces)");
-    const rootfs = await this.snapshots.mountNamed(rec.snapshotKey);
+    // An --rm container's writable layer is deleted at exit: nothing to sync at unmount.
+    const rootfs = await this.snapshots.mountNamed(rec.snapshotKey, { volatile: rec.hostConfig.AutoRemove });
     try {
       const spec = await this.bundleSpec(rec, rootfs, c.dir);
       await fsp.mkdir(path.join(c.dir, "bundle"), { recursive: true });
@@ -874,7 +879,7 @@ export class ContainerService {
         autoRemove: rec.hostConfig.AutoRemove,
         removeDirs: [c.dir, this.snapshots.named(rec.snapshotKey).base, ...this.anonymousVolumeDirs(rec)],
       };
-      const sup = await startSupervisor(c.dir, cfg, { attach: !!opts.attach });
+      const sup = await startSupervisor(c.dir, cfg, { attach: !!opts.attach, standby: opts.standby });
       return { id: rec.id, supervisor: sup };
     } catch (e) {
       if (!(await exists(path.join(c.dir, SUPERVISOR_STATE)))) {

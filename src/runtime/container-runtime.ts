@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { StrataError } from "../util/index.js";
 import { SUPERVISOR_CONFIG, type SupervisorConfig } from "./supervisor.js";
@@ -25,23 +26,22 @@ export interface StartedSupervisor {
 export async function startSupervisor(
   containerDir: string,
   cfg: SupervisorConfig,
-  opts: { attach: boolean },
+  opts: { attach: boolean; standby?: ChildProcess },
 ): Promise<StartedSupervisor> {
   const { promises: fsp } = await import("node:fs");
   const path = await import("node:path");
   await fsp.writeFile(path.join(containerDir, SUPERVISOR_CONFIG), JSON.stringify(cfg));
-  // A detached supervisor's own errors go to supervisor.log in the container's directory.
-  const errFd = opts.attach ? undefined : openSync(path.join(containerDir, "supervisor.log"), "a");
-  const child = spawn(
-    process.execPath,
-    [SUPERVISOR_SCRIPT, containerDir, ...(opts.attach ? ["attached"] : [])],
-    {
+  let child = opts.standby && takeStandby(opts.standby, containerDir, opts.attach);
+  if (!child) {
+    // A detached supervisor's own errors go to supervisor.log in the container's directory.
+    const errFd = opts.attach ? undefined : openSync(path.join(containerDir, "supervisor.log"), "a");
+    child = spawn(process.execPath, [SUPERVISOR_SCRIPT, containerDir, ...(opts.attach ? ["attached"] : [])], {
       detached: true,
       stdio: [opts.attach ? "pipe" : "ignore", opts.attach ? "pipe" : "ignore", errFd ?? "pipe", "pipe"],
       cwd: "/",
-    },
-  );
-  if (errFd !== undefined) closeSync(errFd);
+    });
+    if (errFd !== undefined) closeSync(errFd);
+  }
   const report = child.stdio[3] as NodeJS.ReadableStream;
   let spawnError: string | undefined;
   const text = await new Promise<string>((resolve) => {
@@ -81,8 +81,29 @@ export async function startSupervisor(
     err.exitCode = msg.exitCode ?? 125;
     throw err;
   }
-  if (!opts.attach) child.unref();
+  if (!opts.attach) {
+    // Detached: the supervisor lives on alone; nothing of it may keep this process running.
+    for (const s of child.stdio) (s as Socket | null)?.destroy();
+    child.unref();
+  }
   return { child, pid: msg.pid ?? 0 };
+}
+
+/**
+ * A standby supervisor (`node supervisor.js --standby`, started by the CLI's entry point
+ * before it loads anything else, in its own session with five pipes and every handle
+ * unref'd) is given its container: one line on its fd 4. Undefined when it is gone
+ * (the caller then spawns a supervisor the usual way).
+ */
+function takeStandby(standby: ChildProcess, containerDir: string, attach: boolean): ChildProcess | undefined {
+  const order = standby.stdio[4] as Socket | null | undefined;
+  if (standby.exitCode !== null || standby.signalCode !== null || !order || order.destroyed) return undefined;
+  order.on("error", () => {}); // gone meanwhile: its report stream ends empty and says so
+  order.end(`${JSON.stringify({ dir: containerDir, attached: attach })}\n`);
+  // Its report (fd 3) and, attached, its stdio and exit are what this process now waits for.
+  standby.ref();
+  for (const s of standby.stdio) (s as Socket | null)?.ref?.();
+  return standby;
 }
 
 function runtimeOrThrow(runtime: string | undefined): string {

@@ -5,10 +5,13 @@
  * cleans up (network namespace, slirp4netns, the rootfs mount, the whole container with
  * `--rm`). It survives the CLI that started it.
  *
- * Started as `node supervisor.js <containerDir> [attached]`; it reads `<containerDir>/supervisor.json`
- * (SupervisorConfig) and reports on fd 3 one JSON line: `{"started":true,"pid":N}` once the
- * container's process runs, or `{"error":"…","exitCode":N}` when it could not start.
- * Its own exit status is the container's.
+ * Started as `node supervisor.js <containerDir> [attached]`, or ahead of time as
+ * `node supervisor.js --standby` (see startSupervisorStandby: the CLI starts it first thing
+ * for `run`, so Node's start-up here overlaps the CLI's own) and then told on fd 4 one JSON
+ * line `{"dir":…,"attached":bool}` (EOF instead: nothing to run, it exits 0). It reads
+ * `<containerDir>/supervisor.json` (SupervisorConfig) and reports on fd 3 one JSON line:
+ * `{"started":true,"pid":N}` once the container's process runs, or `{"error":"…","exitCode":N}`
+ * when it could not start. Its own exit status is the container's.
  *
  * Files it writes in the container dir (version 1):
  *   state.json          SupervisorState, replaced atomically on every change
@@ -280,7 +283,7 @@ async function startSlirp(dir: string, netnsPath: string, ports: PortBinding[]):
   return child;
 }
 
-async function main(dir: string): Promise<number> {
+async function main(dir: string, attached: boolean): Promise<number> {
   const cfg = JSON.parse(readFileSync(path.join(dir, SUPERVISOR_CONFIG), "utf8")) as SupervisorConfig;
   const report = (msg: Record<string, unknown>) => {
     try {
@@ -290,8 +293,7 @@ async function main(dir: string): Promise<number> {
       // the starter went away: nothing to tell
     }
   };
-  // "attached": stdio are the starting CLI's pipes (foreground run, start -a).
-  const attached = process.argv[3] === "attached";
+  // attached: stdio are the starting CLI's pipes (foreground run, start -a).
   const supervisorStart = processStartTime(process.pid) ?? "";
   const startedAt = new Date().toISOString();
   let slirp: ChildProcess | undefined;
@@ -301,7 +303,9 @@ async function main(dir: string): Promise<number> {
     if (slirp && slirp.exitCode === null) slirp.kill("SIGKILL");
     if (slirp) rmSync(slirpSocket(cfg.id), { force: true });
     if (cfg.network.netns) spawnSync("ip", ["netns", "delete", cfg.network.netns], { stdio: "ignore" });
-    spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
+    // `runc run` deletes its container when the process exits; a leftover (runc killed) is deleted here.
+    if (existsSync(path.join(cfg.runtimeRoot, cfg.id)))
+      spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
     if (cfg.unmount) {
       const r = spawnSync("umount", [cfg.unmount], { stdio: "ignore" });
       if (r.status !== 0) spawnSync("umount", ["-l", cfg.unmount], { stdio: "ignore" });
@@ -371,8 +375,6 @@ async function main(dir: string): Promise<number> {
       if (dest.writable) dest.write(chunk);
     }
   };
-  process.stdout.on("error", () => {});
-  process.stderr.on("error", () => {});
   runc.stdout!.on("data", (c: Buffer) => out("stdout", c));
   runc.stderr!.on("data", (c: Buffer) => out("stderr", c));
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
@@ -425,12 +427,54 @@ function readFileSafe(f: string): string {
   }
 }
 
+/** A standby supervisor's order: one line on fd 4, or undefined at EOF (the CLI needed none). */
+function readOrder(): Promise<{ dir: string; attached: boolean } | undefined> {
+  return new Promise((resolve) => {
+    const input = new net.Socket({ fd: 4, readable: true, writable: false });
+    let buf = "";
+    input.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      input.destroy();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { dir: string; attached: boolean });
+      } catch {
+        resolve(undefined);
+      }
+    });
+    input.on("error", () => resolve(undefined));
+    input.on("end", () => resolve(undefined));
+  });
+}
+
+async function entry(): Promise<number> {
+  // The starter's pipes may close under us (the CLI exits after `run -d`, or is killed).
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  let dir = process.argv[2]!;
+  let attached = process.argv[3] === "attached";
+  if (dir === "--standby") {
+    const order = await readOrder();
+    if (!order) return 0;
+    ({ dir, attached } = order);
+  }
+  try {
+    return await main(dir, attached);
+  } catch (e) {
+    // Detached, nobody reads stderr: the supervisor's own failure goes next to the container.
+    const text = `strata supervisor: ${(e as Error).stack}\n`;
+    if (attached) process.stderr.write(text);
+    else
+      try {
+        writeFileSync(path.join(dir, "supervisor.log"), text, { flag: "a" });
+      } catch {
+        // the container's directory is gone: nowhere to write
+      }
+    return 125;
+  }
+}
+
 if (process.argv[1] && /supervisor\.[jt]s$/.test(process.argv[1]) && process.argv[2]) {
-  main(process.argv[2]).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`strata supervisor: ${(e as Error).stack}\n`);
-      process.exit(125);
-    },
-  );
+  entry().then((code) => process.exit(code));
 }

@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { createWriteStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
@@ -189,22 +190,28 @@ function defineRun(cmd: Command, ctx: Context) {
       }
       if (o.detach) {
         try {
-          await engine.containers.start(id);
+          await engine.containers.start(id, { standby: ctx.takeSupervisorStandby() });
         } catch (e) {
           throw runError(ctx, "run", e);
         }
         ctx.io.out.write(`${id}\n`);
         return;
       }
-      await attachRun(ctx, engine, id, !!o.interactive);
+      await attachRun(ctx, engine, id, !!o.interactive, ctx.takeSupervisorStandby());
     });
 }
 
 /** Foreground run / start -a: stream the supervisor's stdio, proxy signals, exit with the container's code. */
-async function attachRun(ctx: Context, engine: Engine, id: string, interactive: boolean): Promise<void> {
+async function attachRun(
+  ctx: Context,
+  engine: Engine,
+  id: string,
+  interactive: boolean,
+  standby?: ChildProcess,
+): Promise<void> {
   let sup: Awaited<ReturnType<Engine["containers"]["start"]>>["supervisor"];
   try {
-    sup = (await engine.containers.start(id, { attach: true })).supervisor;
+    sup = (await engine.containers.start(id, { attach: true, standby })).supervisor;
   } catch (e) {
     throw runError(ctx, "run", e);
   }
