@@ -3,7 +3,7 @@ import { closeSync, openSync } from "node:fs";
 import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { StrataError } from "../util/index.js";
-import { SUPERVISOR_CONFIG, type SupervisorConfig } from "./supervisor.js";
+import { SUPERVISOR_CONFIG, type SupervisorConfig, ttyWrapped } from "./supervisor.js";
 
 /** Where runc keeps its state for Strata's containers (tmpfs: gone after a reboot, as containers are). */
 export const CONTAINER_RUNTIME_ROOT = "/run/strata/containers";
@@ -148,19 +148,39 @@ export interface ExecOptions {
   /** Path of a process.json (OCI process). */
   processFile: string;
   tty: boolean;
+  /** The caller's stdin is a terminal (with `tty`, runc then uses it directly). */
+  stdinIsTTY?: boolean;
   detach: boolean;
   stdin?: NodeJS.ReadableStream;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
 }
 
-/** `runc exec --process FILE ID`: resolves to the process's exit status (Docker's 126/127 on exec failure). */
+/**
+ * `runc exec --process FILE ID`: resolves to the process's exit status (Docker's 126/127 on
+ * exec failure). With a terminal, runc needs one on its own stdio: the caller's when that is
+ * a terminal, else one that util-linux `script` provides (see ttyWrapped).
+ */
 export async function runtimeExec(o: ExecOptions): Promise<{ exitCode: number; error?: string }> {
   const args = ["--root", CONTAINER_RUNTIME_ROOT, "exec", "--process", o.processFile];
   if (o.detach) args.push("--detach");
   args.push(o.id);
+  const runtime = runtimeOrThrow(o.runtime);
+  if (o.tty && !o.stdinIsTTY) {
+    const [cmd, wrapped] = ttyWrapped(runtime, args);
+    const child = spawn(cmd, wrapped, { stdio: ["pipe", "pipe", "pipe"] });
+    // Its stdin stays open until it exits: an EOF would reach the process as a ^D.
+    child.stdin!.on("error", () => {});
+    child.stdout!.on("data", (c: Buffer) => o.stdout.write(c));
+    child.stderr!.on("data", (c: Buffer) => o.stderr.write(c));
+    const code: number = await new Promise((resolve) => {
+      child.on("error", () => resolve(126));
+      child.on("close", (c) => resolve(c ?? 137));
+    });
+    return { exitCode: code };
+  }
   const useInherit = o.tty;
-  const child = spawn(runtimeOrThrow(o.runtime), args, {
+  const child = spawn(runtime, args, {
     stdio: useInherit ? "inherit" : [o.stdin ? "pipe" : "ignore", "pipe", "pipe"],
   });
   if (!useInherit) {
@@ -182,14 +202,15 @@ export async function runtimeExec(o: ExecOptions): Promise<{ exitCode: number; e
     });
     if (o.stdin) o.stdin.unpipe(child.stdin!);
     const text = Buffer.concat(errTail).toString();
+    // runc logs `msg="exec failed: … exec: \"name\": …"` (logfmt escapes the quotes).
     const m =
-      /exec: "[^"]+": (executable file not found in \$PATH|no such file or directory|permission denied)/.exec(
+      /exec: \\?"((?:[^"\\]|\\[^"])+)\\?": (executable file not found in \$PATH|no such file or directory|permission denied)/.exec(
         text,
       );
     if (m && /unable to start container process/.test(text))
       return {
-        exitCode: m[1] === "permission denied" ? 126 : 127,
-        error: `OCI runtime exec failed: exec failed: unable to start container process: ${m[0]}: unknown`,
+        exitCode: m[2] === "permission denied" ? 126 : 127,
+        error: `OCI runtime exec failed: exec failed: unable to start container process: exec: "${m[1]}": ${m[2]}: unknown`,
       };
     return { exitCode: code };
   }

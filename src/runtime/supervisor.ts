@@ -62,10 +62,12 @@ export interface SupervisorConfig {
   /** `--rm`: directories to delete after the exit (container dir, snapshot). */
   autoRemove: boolean;
   removeDirs: string[];
+  /** `--restart`: no, always, unless-stopped, on-failure (maxRetries 0: no limit). */
+  restart?: { name: string; maxRetries: number };
 }
 
 export interface SupervisorState {
-  status: "running" | "exited";
+  status: "running" | "restarting" | "exited";
   pid: number;
   supervisorPid: number;
   /** /proc/<pid>/stat start time of the supervisor: tells a live supervisor from a reused pid. */
@@ -74,9 +76,13 @@ export interface SupervisorState {
   finishedAt?: string;
   exitCode?: number;
   error?: string;
+  /** Restarts by the restart policy since this supervisor started the container. */
+  restartCount?: number;
 }
 
 export const SUPERVISOR_STATE = "state.json";
+/** Created in the container dir by stop/kill/rm -f before they signal: no restart after this exit. */
+export const STOP_REQUESTED = "stop-requested";
 export const SUPERVISOR_CONFIG = "supervisor.json";
 
 /** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
@@ -84,6 +90,15 @@ export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** When the current (last) run started, from the state file. */
+function lastStart(dir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, SUPERVISOR_STATE), "utf8")) as SupervisorState).startedAt;
   } catch {
     return undefined;
   }
@@ -159,6 +174,22 @@ class JsonFileLog {
     this.flush();
     closeSync(this.fd);
   }
+}
+
+/**
+ * A runtime command line run under util-linux `script`, which gives it a pseudo-terminal
+ * as stdio and relays it to ours: runc, asked for a terminal in the foreground, needs one
+ * on its own stdio (the alternative, --console-socket, passes the terminal's fd over a
+ * unix socket, which Node cannot receive). The process's exit status is script's (-e).
+ * Known wart: output the process writes before runc has cleared ONLCR on the container's
+ * terminal gets a second CR from script's (`\r\r\n`).
+ */
+export function ttyWrapped(cmd: string, args: string[]): [string, string[]] {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  return [
+    "script",
+    ["-q", "-e", "-f", "-E", "never", "-c", [cmd, ...args].map(quote).join(" "), "/dev/null"],
+  ];
 }
 
 /** Docker's exit codes for a process the runtime could not exec. */
@@ -311,7 +342,7 @@ async function main(dir: string, attached: boolean): Promise<number> {
       if (r.status !== 0) spawnSync("umount", ["-l", cfg.unmount], { stdio: "ignore" });
     }
   };
-  const finish = (exitCode: number, error?: string): number => {
+  const finish = (exitCode: number, error?: string, restartCount = 0): number => {
     cleanup();
     if (cfg.autoRemove) for (const d of cfg.removeDirs) rmSync(d, { recursive: true, force: true });
     else
@@ -320,9 +351,10 @@ async function main(dir: string, attached: boolean): Promise<number> {
         pid: 0,
         supervisorPid: process.pid,
         supervisorStart,
-        startedAt,
+        startedAt: lastStart(dir) ?? startedAt,
         finishedAt: new Date().toISOString(),
         exitCode,
+        restartCount,
         ...(error ? { error } : {}),
       });
     return exitCode;
@@ -344,11 +376,19 @@ async function main(dir: string, attached: boolean): Promise<number> {
   const log = new JsonFileLog(cfg.logPath, cfg.logMaxSize, cfg.logMaxFile);
   const runcLog = path.join(dir, "runc.log");
   const pidFile = path.join(dir, "init.pid");
-  rmSync(runcLog, { force: true });
-  rmSync(pidFile, { force: true });
-  const runc = spawn(
-    cfg.runtime,
-    [
+  const stopMarker = path.join(dir, STOP_REQUESTED);
+  let runc: ChildProcess | undefined;
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
+    process.on(sig, () => {
+      // runc run proxies the signals it receives to the container's process.
+      if (runc && runc.exitCode === null) runc.kill(sig);
+    });
+
+  /** One `runc run`: resolves once the process has exited (pid 0: it never started). */
+  const runOnce = async (first: boolean): Promise<{ pid: number; code: number }> => {
+    rmSync(runcLog, { force: true });
+    rmSync(pidFile, { force: true });
+    const args = [
       "--root",
       cfg.runtimeRoot,
       "--log",
@@ -361,62 +401,120 @@ async function main(dir: string, attached: boolean): Promise<number> {
       "--pid-file",
       pidFile,
       cfg.id,
-    ],
-    { stdio: [attached && cfg.openStdin ? "pipe" : "ignore", "pipe", "pipe"] },
-  );
-  if (runc.stdin) {
-    process.stdin.pipe(runc.stdin);
-    runc.stdin.on("error", () => {});
-  }
-  const out = (stream: "stdout" | "stderr", chunk: Buffer) => {
-    log.write(cfg.tty ? "stdout" : stream, chunk);
-    if (attached) {
-      const dest = stream === "stdout" ? process.stdout : process.stderr;
-      if (dest.writable) dest.write(chunk);
+    ];
+    const stdin = first && attached && cfg.openStdin;
+    // -t: runc wants a terminal on its own stdio, which `script` gives it; that terminal's
+    // input stays open (an EOF would reach the container as a ^D) unless -i attaches ours.
+    const child = cfg.tty
+      ? spawn(...ttyWrapped(cfg.runtime, args), { stdio: ["pipe", "pipe", "pipe"] })
+      : spawn(cfg.runtime, args, { stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"] });
+    runc = child;
+    if (child.stdin) {
+      if (stdin) process.stdin.pipe(child.stdin);
+      child.stdin.on("error", () => {});
     }
-  };
-  runc.stdout!.on("data", (c: Buffer) => out("stdout", c));
-  runc.stderr!.on("data", (c: Buffer) => out("stderr", c));
-  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
-    process.on(sig, () => {
-      // runc run proxies the signals it receives to the container's process.
-      if (runc.exitCode === null) runc.kill(sig);
-    });
-
-  const exited = new Promise<number>((resolve) => {
-    runc.on("error", () => resolve(125));
-    runc.on("close", (code, sig) => resolve(code ?? 128 + (sig === "SIGKILL" ? 9 : 15)));
-  });
-  let started = false;
-  const pid = await Promise.race([
-    (async () => {
-      for (;;) {
-        if (existsSync(pidFile)) {
-          const n = Number(readFileSync(pidFile, "utf8").trim());
-          if (n > 0) return n;
-        }
-        await new Promise((r) => setTimeout(r, 3));
+    const out = (stream: "stdout" | "stderr", chunk: Buffer) => {
+      log.write(cfg.tty ? "stdout" : stream, chunk);
+      if (attached) {
+        const dest = stream === "stdout" ? process.stdout : process.stderr;
+        if (dest.writable) dest.write(chunk);
       }
-    })(),
-    exited.then(() => 0),
-  ]);
-  if (pid > 0) {
-    started = true;
-    writeState(dir, { status: "running", pid, supervisorPid: process.pid, supervisorStart, startedAt });
-    report({ started: true, pid });
-  }
-  let code = await exited;
-  log.close();
+    };
+    child.stdout!.on("data", (c: Buffer) => out("stdout", c));
+    child.stderr!.on("data", (c: Buffer) => out("stderr", c));
+    let done = false;
+    const exited = new Promise<number>((resolve) => {
+      child.on("error", () => resolve(125));
+      child.on("close", (code, sig) => resolve(code ?? 128 + (sig === "SIGKILL" ? 9 : 15)));
+    }).finally(() => {
+      done = true;
+    });
+    let pid = 0;
+    while (!done) {
+      if (existsSync(pidFile)) {
+        pid = Number(readFileSync(pidFile, "utf8").trim()) || 0;
+        if (pid > 0) break;
+      }
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    if (pid > 0) {
+      writeState(dir, {
+        status: "running",
+        pid,
+        supervisorPid: process.pid,
+        supervisorStart,
+        startedAt: new Date().toISOString(),
+        restartCount,
+      });
+      if (first) report({ started: true, pid });
+    }
+    const code = await exited;
+    if (child.stdin && stdin) process.stdin.unpipe(child.stdin);
+    return { pid, code };
+  };
+
+  let restartCount = 0;
+  let first = true;
+  let code: number;
   let error: string | undefined;
-  if (!started || code !== 0) {
-    const failure = startFailure(readFileSafe(runcLog));
-    if (failure && (!started || !existsSync(pidFile))) {
-      code = failure.exitCode;
-      error = failure.message;
-      report({ error: failure.message, exitCode: failure.exitCode });
-    } else if (!started) report({ started: true, pid: 0 });
+  for (;;) {
+    const r = await runOnce(first);
+    code = r.code;
+    if (r.pid === 0 || code !== 0) {
+      const failure = startFailure(readFileSafe(runcLog));
+      if (failure && (r.pid === 0 || !existsSync(pidFile))) {
+        code = failure.exitCode;
+        error = failure.message;
+        if (first) report({ error: failure.message, exitCode: failure.exitCode });
+        break;
+      }
+      if (r.pid === 0 && first) report({ started: true, pid: 0 });
+    }
+    first = false;
+    const delay = restartDelay(cfg.restart, code, restartCount, existsSync(stopMarker));
+    if (delay === undefined) break;
+    restartCount++;
+    writeState(dir, {
+      status: "restarting",
+      pid: 0,
+      supervisorPid: process.pid,
+      supervisorStart,
+      startedAt: lastStart(dir) ?? startedAt,
+      finishedAt: new Date().toISOString(),
+      exitCode: code,
+      restartCount,
+    });
+    // Docker's back-off; a stop (or rm -f) in the meantime cancels the restart.
+    const until = Date.now() + delay;
+    while (Date.now() < until && !existsSync(stopMarker)) await new Promise((r) => setTimeout(r, 20));
+    if (existsSync(stopMarker)) break;
   }
-  return finish(code, error);
+  rmSync(stopMarker, { force: true });
+  log.close();
+  return finish(code, error, restartCount);
+}
+
+/**
+ * Docker's restart policies (moby restartmanager): `always` and `unless-stopped` restart
+ * after any exit, `on-failure[:N]` after a non-zero one (at most N times), never after a
+ * stop. The delay starts at 100 ms and doubles with each restart.
+ * Undefined: do not restart.
+ */
+export function restartDelay(
+  policy: { name: string; maxRetries: number } | undefined,
+  exitCode: number,
+  restartCount: number,
+  stopRequested: boolean,
+): number | undefined {
+  if (!policy || stopRequested) return undefined;
+  const again =
+    policy.name === "always" ||
+    policy.name === "unless-stopped" ||
+    (policy.name === "on-failure" &&
+      exitCode !== 0 &&
+      (policy.maxRetries <= 0 || restartCount < policy.maxRetries));
+  if (!again) return undefined;
+  return Math.min(100 * 2 ** restartCount, 60_000);
 }
 
 function readFileSafe(f: string): string {
