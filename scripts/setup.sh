@@ -13,6 +13,7 @@ PKGS=(
   wrk hyperfine                  # benchmarks
   attr                           # setfattr/getfattr: overlay whiteouts and opaque dirs
   slirp4netns iproute2           # container bridge network (userspace, -p publishing), ip netns
+  tini                           # run --init: /usr/bin/tini-static bound as /sbin/docker-init
   tar gzip bzip2 xz-utils openssl ca-certificates
 )
 missing=()

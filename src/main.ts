@@ -1,5 +1,41 @@
 #!/usr/bin/env node
-import { run } from "./cli/index.js";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/**
+ * `run` needs a container supervisor, a second Node process (runtime/supervisor.ts). Started
+ * here, before the CLI's own modules load, its start-up overlaps the CLI's instead of
+ * following it. It waits in standby for its container on fd 4 (runtime/supervisor.ts) and
+ * exits when this process ends without handing it one. Its own session: it outlives the CLI.
+ * Every handle is unref'd: only a command that takes it (engine start) waits for it.
+ */
+function supervisorStandby(argv: string[]): ChildProcess | undefined {
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith("-")) i += argv[i] === "--root" ? 2 : 1;
+  const cmd = argv[i] === "container" ? argv[i + 1] : argv[i];
+  if (cmd !== "run") return undefined;
+  // Next to this file in the bundle (dist/bin/); absent when run from sources.
+  const script = fileURLToPath(new URL("./supervisor.js", import.meta.url));
+  if (!existsSync(script)) return undefined;
+  try {
+    const child = spawn(process.execPath, [script, "--standby"], {
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      cwd: "/",
+    });
+    child.on("error", () => {});
+    child.unref();
+    for (const s of child.stdio) (s as { unref?: () => void } | null)?.unref?.();
+    return child;
+  } catch {
+    return undefined;
+  }
+}
+
+const argv = process.argv.slice(2);
+const supervisor = supervisorStandby(argv);
+const { run } = await import("./cli/index.js");
 
 // A closed pipe (`strata images | head`) ends the command quietly, as docker does.
 for (const stream of [process.stdout, process.stderr])
@@ -8,7 +44,7 @@ for (const stream of [process.stdout, process.stderr])
     throw e;
   });
 
-run(process.argv.slice(2)).then(
+run(argv, undefined, { supervisorStandby: supervisor }).then(
   (status) => {
     process.exitCode = status;
   },

@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import type { Engine } from "../engine/index.js";
 import type { Io } from "./output.js";
 
@@ -5,4 +6,9 @@ import type { Io } from "./output.js";
 export interface Context {
   io: Io;
   engine(): Promise<Engine>;
+  /**
+   * A container supervisor the entry point started in standby for `run` (or undefined);
+   * taking it hands it over, so only one container gets it.
+   */
+  takeSupervisorStandby(): ChildProcess | undefined;
 }

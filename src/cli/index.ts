@@ -1,2 +1,2 @@
 export type { Io } from "./output.js";
-export { buildProgram, run, VERSION } from "./program.js";
+export { buildProgram, type RunOptions, run, VERSION } from "./program.js";

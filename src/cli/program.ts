@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { Command, CommanderError, Option } from "commander";
 import type { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
@@ -12,11 +13,22 @@ import { defaultIo, ExitError, type Io } from "./output.js";
 export const VERSION = "0.1.0";
 
 /** Build the `strata` program. Every command mirrors the docker command of the same name. */
-export function buildProgram(io: Io): { program: Command; ctx: Context } {
+export interface RunOptions {
+  /** A container supervisor started in standby by the entry point (see main.ts). */
+  supervisorStandby?: ChildProcess;
+}
+
+export function buildProgram(io: Io, opts: RunOptions = {}): { program: Command; ctx: Context } {
   const program = new Command("strata");
   let engine: Promise<Engine> | undefined;
+  let standby = opts.supervisorStandby;
   const ctx: Context = {
     io,
+    takeSupervisorStandby: () => {
+      const s = standby;
+      standby = undefined;
+      return s;
+    },
     engine: () => {
       // Loaded on first use: `--help` and `--version` never pay for the engine's modules.
       engine ??= import("../engine/index.js").then((m) => m.Engine.open({ root: program.opts().root }));
@@ -74,8 +86,8 @@ function commandPath(cmd: Command | null): string {
 }
 
 /** Run the CLI; resolves to the exit status. */
-export async function run(argv: string[], io: Io = defaultIo()): Promise<number> {
-  const { program } = buildProgram(io);
+export async function run(argv: string[], io: Io = defaultIo(), opts: RunOptions = {}): Promise<number> {
+  const { program } = buildProgram(io, opts);
   const current = commandFor(program, argv);
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +18,7 @@ import {
   runtimeExec,
   runtimeKill,
   runtimePids,
+  STOP_REQUESTED,
   type StartedSupervisor,
   SUPERVISOR_STATE,
   type SupervisorConfig,
@@ -111,7 +112,7 @@ export interface ContainerRecord {
 }
 
 export interface ContainerState {
-  Status: "created" | "running" | "exited" | "removing";
+  Status: "created" | "running" | "restarting" | "exited" | "removing";
   Running: boolean;
   Paused: boolean;
   Restarting: boolean;
@@ -127,6 +128,8 @@ export interface ContainerState {
 export interface Container {
   record: ContainerRecord;
   state: ContainerState;
+  /** Restarts by the restart policy since the last start (Docker's RestartCount). */
+  restartCount: number;
   dir: string;
 }
 
@@ -247,6 +250,29 @@ export function parseMemory(s: string): number {
     );
   const mult: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
   return Math.floor(Number(m[1]) * mult[m[2]!.toLowerCase()]!);
+}
+
+/** `--restart`: Docker's parse (runconfig/opts) and validation (daemon validateRestartPolicy). */
+export function parseRestartPolicy(s: string): { Name: string; MaximumRetryCount: number } {
+  const parts = s.split(":");
+  if (parts.length > 2) throw new StrataError("INVALID_ARGUMENT", "invalid restart policy format");
+  let max = 0;
+  if (parts.length === 2) {
+    if (!/^[+-]?\d+$/.test(parts[1]!))
+      throw new StrataError("INVALID_ARGUMENT", "maximum retry count must be an integer");
+    max = Number(parts[1]);
+  }
+  const name = parts[0] || "no";
+  if (["always", "unless-stopped", "no"].includes(name)) {
+    if (max !== 0)
+      throw new StrataError(
+        "INVALID_ARGUMENT",
+        `maximum retry count cannot be used with restart policy '${name}'`,
+      );
+  } else if (name === "on-failure") {
+    if (max < 0) throw new StrataError("INVALID_ARGUMENT", "maximum retry count cannot be negative");
+  } else throw new StrataError("INVALID_ARGUMENT", `invalid restart policy '${name}'`);
+  return { Name: name, MaximumRetryCount: max };
 }
 
 /** `-p [ip:][hostPort:]containerPort[/proto]` (host port ranges need as many container ports). */
@@ -447,20 +473,44 @@ export class ContainerService {
 
   /** The state from the supervisor's file, reconciled when the supervisor is gone. */
   private async loadState(rec: ContainerRecord, reconcile = true): Promise<ContainerState> {
-    const st = emptyState();
+    return (await this.loadStateAndCount(rec, reconcile)).state;
+  }
+
+  private async loadStateAndCount(
+    rec: ContainerRecord,
+    reconcile = true,
+  ): Promise<{ state: ContainerState; restartCount: number }> {
     let s: SupervisorState | undefined;
     try {
       s = JSON.parse(await fsp.readFile(path.join(this.containerDir(rec.id), SUPERVISOR_STATE), "utf8"));
     } catch {
       s = undefined;
     }
+    return { state: await this.stateOf(rec, s, reconcile), restartCount: s?.restartCount ?? 0 };
+  }
+
+  private async stateOf(
+    rec: ContainerRecord,
+    file: SupervisorState | undefined,
+    reconcile: boolean,
+  ): Promise<ContainerState> {
+    const st = emptyState();
+    let s = file;
     if (!s) return st;
     st.StartedAt = s.startedAt;
-    if (s.status === "running") {
-      if (processStartTime(s.supervisorPid) === s.supervisorStart) {
-        return { ...st, Status: "running", Running: true, Pid: s.pid };
-      }
-      if (!reconcile) return { ...st, Status: "running", Running: true, Pid: s.pid };
+    if (s.status === "running" || s.status === "restarting") {
+      const live = processStartTime(s.supervisorPid) === s.supervisorStart;
+      // Restarting (the policy's back-off between two runs): Docker counts it as running.
+      if (live && s.status === "restarting")
+        return {
+          ...st,
+          Status: "restarting",
+          Running: true,
+          Restarting: true,
+          ExitCode: s.exitCode ?? 0,
+          FinishedAt: s.finishedAt ?? ZERO_TIME,
+        };
+      if (live || !reconcile) return { ...st, Status: "running", Running: true, Pid: s.pid };
       s = await this.reconcile(rec, s);
     }
     return {
@@ -508,10 +558,10 @@ export class ContainerService {
     for (const id of await this.ids()) {
       const record = await this.readRecord(id);
       if (!record) continue;
-      const state = await this.loadState(record, opts.reconcile ?? true);
+      const { state, restartCount } = await this.loadStateAndCount(record, opts.reconcile ?? true);
       if (record.hostConfig.AutoRemove && state.Status === "exited" && !(await exists(this.containerDir(id))))
         continue;
-      out.push({ record, state, dir: this.containerDir(id) });
+      out.push({ record, state, restartCount, dir: this.containerDir(id) });
     }
     return out.sort((a, b) =>
       a.record.created < b.record.created ? 1 : a.record.created > b.record.created ? -1 : 0,
@@ -540,7 +590,8 @@ export class ContainerService {
     }
     const record = id ? await this.readRecord(id) : undefined;
     if (!record) throw new StrataError("CONTAINER_NOT_FOUND", `No such container: ${ref}`);
-    return { record, state: await this.loadState(record), dir: this.containerDir(record.id) };
+    const { state, restartCount } = await this.loadStateAndCount(record);
+    return { record, state, restartCount, dir: this.containerDir(record.id) };
   }
 
   /** image ID -> containers using it (running or not), for rmi and prune policy. */
@@ -575,8 +626,9 @@ export class ContainerService {
     const cfg = image.config.value;
     const ic = (cfg.config ?? {}) as ContainerConfig;
     const { entrypoint, cmd, argv } = commandOf(ic, { entrypoint: o.entrypoint, args: o.args });
-    if (o.restart && !/^no$/.test(o.restart))
-      throw new StrataError("INVALID_ARGUMENT", `restart policy "${o.restart}" is not supported (only "no")`);
+    const restart = parseRestartPolicy(o.restart ?? "no");
+    if (o.autoRemove && restart.Name !== "no")
+      throw new StrataError("INVALID_ARGUMENT", "Conflicting options: --restart and --rm");
     if (o.init && !(await findInit()))
       throw new StrataError("UNSUPPORTED", "--init needs tini (apt-get install tini): no init binary found");
     const network = o.network ?? "bridge";
@@ -628,14 +680,36 @@ export class ContainerService {
     if (o.memory) memory = parseMemory(o.memory);
     if (o.cpus) {
       const c = Number(o.cpus);
-      if (!Number.isFinite(c) || c <= 0)
-        throw new StrataError("INVALID_ARGUMENT", `invalid argument "${o.cpus}" for "--cpus" flag`);
+      if (!/^[+-]?(\d+\.?\d*|\.\d+)$/.test(o.cpus.trim()) || !Number.isFinite(c))
+        throw new StrataError(
+          "INVALID_ARGUMENT",
+          `invalid argument "${o.cpus}" for "--cpus" flag: failed to parse ${o.cpus} as a rational number`,
+        );
       nanoCpus = Math.round(c * 1e9);
     }
-    if ((memory || nanoCpus) && !cgroupLimitsAvailable(memory > 0, nanoCpus > 0))
+    // Docker's checks and messages (daemon verifyPlatformContainerResources).
+    const cg = cgroupSupport();
+    if (memory > 0 && memory < 6 * 1024 * 1024)
+      throw new StrataError("INVALID_ARGUMENT", "Minimum memory limit allowed is 6MB");
+    if (memory > 0 && !cg.memory) {
       warnings.push(
-        "WARNING: Your kernel does not support memory or CPU limits on this cgroup setup; limits discarded.",
+        "WARNING: Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
       );
+      memory = 0;
+    }
+    if (nanoCpus !== 0) {
+      if (!cg.cpu)
+        throw new StrataError(
+          "INVALID_ARGUMENT",
+          "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted",
+        );
+      const n = os.cpus().length;
+      if (nanoCpus < 0 || nanoCpus > n * 1e9)
+        throw new StrataError(
+          "INVALID_ARGUMENT",
+          `Range of CPUs is from 0.01 to ${n}.00, as there are only ${n} CPUs available`,
+        );
+    }
     const logConfig: Record<string, string> = {};
     for (const kv of o.logOpts ?? []) {
       const i = kv.indexOf("=");
@@ -698,7 +772,7 @@ export class ContainerService {
         ReadonlyRootfs: !!o.readOnly,
         ...(Object.keys(tmpfs).length ? { Tmpfs: tmpfs } : {}),
         Init: !!o.init,
-        RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
+        RestartPolicy: restart,
         Memory: memory,
         NanoCpus: nanoCpus,
         LogConfig: { Type: "json-file", Config: logConfig },
@@ -829,7 +903,11 @@ export class ContainerService {
    */
   async start(
     ref: string,
-    opts: { attach?: boolean } = {},
+    opts: {
+      attach?: boolean;
+      /** A supervisor process started ahead in standby (`supervisor.js --standby`) to use. */
+      standby?: ChildProcess;
+    } = {},
   ): Promise<{ id: string; supervisor?: StartedSupervisor }> {
     const c = await this.get(ref);
     if (c.state.Running) return { id: c.record.id };
@@ -842,12 +920,14 @@ export class ContainerService {
       );
     if (process.getuid?.() !== 0)
       throw new StrataError("UNSUPPORTED", "containers need root (overlayfs mounts and namespaces)");
-    const rootfs = await this.snapshots.mountNamed(rec.snapshotKey);
+    // An --rm container's writable layer is deleted at exit: nothing to sync at unmount.
+    const rootfs = await this.snapshots.mountNamed(rec.snapshotKey, { volatile: rec.hostConfig.AutoRemove });
     try {
       const spec = await this.bundleSpec(rec, rootfs, c.dir);
       await fsp.mkdir(path.join(c.dir, "bundle"), { recursive: true });
       await fsp.writeFile(path.join(c.dir, "bundle", "config.json"), JSON.stringify(spec));
       await fsp.rm(path.join(c.dir, SUPERVISOR_STATE), { force: true });
+      await fsp.rm(path.join(c.dir, STOP_REQUESTED), { force: true });
       await fsp.mkdir(CONTAINER_RUNTIME_ROOT, { recursive: true });
       // A stale runtime entry (a crash between start and cleanup) would refuse the same ID.
       if (await exists(path.join(CONTAINER_RUNTIME_ROOT, rec.id))) runtimeDelete(runtime, rec.id);
@@ -872,9 +952,13 @@ export class ContainerService {
         },
         unmount: rootfs,
         autoRemove: rec.hostConfig.AutoRemove,
+        restart: {
+          name: rec.hostConfig.RestartPolicy.Name,
+          maxRetries: rec.hostConfig.RestartPolicy.MaximumRetryCount,
+        },
         removeDirs: [c.dir, this.snapshots.named(rec.snapshotKey).base, ...this.anonymousVolumeDirs(rec)],
       };
-      const sup = await startSupervisor(c.dir, cfg, { attach: !!opts.attach });
+      const sup = await startSupervisor(c.dir, cfg, { attach: !!opts.attach, standby: opts.standby });
       return { id: rec.id, supervisor: sup };
     } catch (e) {
       if (!(await exists(path.join(c.dir, SUPERVISOR_STATE)))) {
@@ -997,9 +1081,8 @@ export class ContainerService {
     }
     spec.linux.cgroupsPath = `/strata/${rec.id}`;
     const { Memory, NanoCpus } = rec.hostConfig;
-    if (Memory && cgroupLimitsAvailable(true, false)) spec.linux.resources.memory = { limit: Memory };
-    if (NanoCpus && cgroupLimitsAvailable(false, true))
-      spec.linux.resources.cpu = { quota: Math.round(NanoCpus / 1e4), period: 100000 };
+    if (Memory) spec.linux.resources.memory = { limit: Memory };
+    if (NanoCpus) spec.linux.resources.cpu = { quota: Math.round(NanoCpus / 1e4), period: 100000 };
     return spec;
   }
 
@@ -1012,6 +1095,7 @@ export class ContainerService {
     if (!c.state.Running) return c.record.id;
     const sig = parseSignal(opts.signal ?? c.record.config.StopSignal ?? "TERM");
     const timeout = opts.timeout ?? c.record.config.StopTimeout ?? 10;
+    await this.requestStop(c);
     runtimeKill(this.runtime, c.record.id, sig);
     if (timeout < 0) {
       await this.waitExit(c.record.id);
@@ -1033,9 +1117,16 @@ export class ContainerService {
         "CONTAINER_NOT_RUNNING",
         `Cannot kill container: ${ref}: Container ${c.record.id} is not running`,
       );
+    // As Docker's kill: the restart policy does not apply to the exit that follows.
+    await this.requestStop(c);
     runtimeKill(this.runtime, c.record.id, sig);
     if (sig === "KILL") await this.waitExit(c.record.id, 10_000);
     return c.record.id;
+  }
+
+  /** Tell the supervisor that the coming exit is wanted: no restart by the policy after it. */
+  private async requestStop(c: Container): Promise<void> {
+    await fsp.writeFile(path.join(c.dir, STOP_REQUESTED), "").catch(() => {});
   }
 
   /** Wait until the container has exited (state recorded); false on timeout. */
@@ -1079,6 +1170,7 @@ export class ContainerService {
           "CONTAINER_CONFLICT",
           `You cannot remove a running container ${c.record.id}. Stop the container before attempting removal or force remove`,
         );
+      await this.requestStop(c);
       runtimeKill(this.runtime, c.record.id, "KILL", true);
       if (!(await this.waitExit(c.record.id, 15_000))) {
         // The supervisor did not finish: clean up behind it.
@@ -1103,6 +1195,7 @@ export class ContainerService {
   /** `rename OLD NEW`. */
   async rename(ref: string, newName: string): Promise<void> {
     const name = newName.replace(/^\//, "");
+    await this.get(ref); // Docker looks the container up first: an unknown one is the error
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name))
       throw new StrataError(
         "INVALID_ARGUMENT",
@@ -1219,7 +1312,7 @@ export class ContainerService {
       HostsPath: path.join(c.dir, "hosts"),
       LogPath: path.join(c.dir, `${r.id}-json.log`),
       Name: `/${r.name}`,
-      RestartCount: r.restartCount,
+      RestartCount: c.restartCount,
       Driver: "overlay2",
       Platform: "linux",
       MountLabel: "",
@@ -1539,7 +1632,8 @@ export class ContainerService {
         uid: user.uid,
         gid: user.gid,
         additionalGids: user.additionalGids,
-        terminal: !!o.tty,
+        // Detached, nothing would hold the terminal: the process gets none.
+        terminal: !!o.tty && !o.detach,
       },
       rootPath: rootfs,
     }) as { process: unknown };
@@ -1550,7 +1644,8 @@ export class ContainerService {
         runtime: this.runtime,
         id: c.record.id,
         processFile: file,
-        tty: !!o.tty,
+        tty: !!o.tty && !o.detach,
+        stdinIsTTY: !!(o.stdin as { isTTY?: boolean } | undefined)?.isTTY,
         detach: !!o.detach,
         stdin: o.interactive ? o.stdin : undefined,
         stdout: o.stdout,
@@ -1699,19 +1794,18 @@ async function findInit(): Promise<string | undefined> {
   return undefined;
 }
 
-let cgroupCache: { memory: boolean; cpu: boolean } | undefined;
-/** Can runc apply memory / CPU limits here (cgroup v2 with the controllers, or v1 hierarchies)? */
-export function cgroupLimitsAvailable(memory: boolean, cpu: boolean): boolean {
-  if (!cgroupCache) {
-    const fs = spawnSync("sh", [
-      "-c",
-      "if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2 $(cat /sys/fs/cgroup/cgroup.controllers); else ls /sys/fs/cgroup; fi",
-    ]).stdout.toString();
-    const words = fs.split(/\s+/);
-    cgroupCache = {
-      memory: words.includes("memory"),
-      cpu: words.includes("cpu") || words.includes("cpu,cpuacct"),
-    };
+/**
+ * Which resource limits runc can apply here: cgroup v2 with the controllers enabled, or
+ * v1 (and hybrid) hierarchies with the memory controller and CFS quotas of the cpu one.
+ */
+export function cgroupSupport(root = "/sys/fs/cgroup"): { memory: boolean; cpu: boolean } {
+  const has = (p: string) => existsSync(path.join(root, p));
+  if (has("cgroup.controllers")) {
+    const controllers = readFileSync(path.join(root, "cgroup.controllers"), "utf8").split(/\s+/);
+    return { memory: controllers.includes("memory"), cpu: controllers.includes("cpu") };
   }
-  return (!memory || cgroupCache.memory) && (!cpu || cgroupCache.cpu);
+  return {
+    memory: has("memory/memory.limit_in_bytes"),
+    cpu: has("cpu/cpu.cfs_quota_us") || has("cpu,cpuacct/cpu.cfs_quota_us"),
+  };
 }

@@ -4,6 +4,8 @@ export * from "./spec.js";
 export {
   type PortBinding,
   processStartTime,
+  restartDelay,
+  STOP_REQUESTED,
   SUPERVISOR_STATE,
   type SupervisorConfig,
   type SupervisorState,

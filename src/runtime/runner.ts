@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import { accessSync, constants as fsConstants, promises as fsp, statSync } from "node:fs";
 import path from "node:path";
 import { StrataError } from "../util/index.js";
 import { generateSpec, type SpecOptions } from "./spec.js";
@@ -27,9 +27,17 @@ export interface RunResult {
 /** Which OCI runtime to use: $STRATA_RUNTIME, else runc, else crun; undefined when none is installed. */
 export function findRuntime(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const candidates = env.STRATA_RUNTIME ? [env.STRATA_RUNTIME] : ["runc", "crun"];
+  // A PATH walk as the shell's `command -v` does it, without starting a shell per lookup.
+  const dirs = (env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":");
   for (const c of candidates) {
-    const r = spawnSync("sh", ["-c", `command -v ${c}`], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+    for (const file of c.includes("/") ? [c] : dirs.filter(Boolean).map((d) => path.join(d, c))) {
+      try {
+        accessSync(file, fsConstants.X_OK);
+        if (statSync(file).isFile()) return path.resolve(file);
+      } catch {
+        // not here
+      }
+    }
   }
   return undefined;
 }

@@ -5,10 +5,13 @@
  * cleans up (network namespace, slirp4netns, the rootfs mount, the whole container with
  * `--rm`). It survives the CLI that started it.
  *
- * Started as `node supervisor.js <containerDir> [attached]`; it reads `<containerDir>/supervisor.json`
- * (SupervisorConfig) and reports on fd 3 one JSON line: `{"started":true,"pid":N}` once the
- * container's process runs, or `{"error":"…","exitCode":N}` when it could not start.
- * Its own exit status is the container's.
+ * Started as `node supervisor.js <containerDir> [attached]`, or ahead of time as
+ * `node supervisor.js --standby` (see startSupervisorStandby: the CLI starts it first thing
+ * for `run`, so Node's start-up here overlaps the CLI's own) and then told on fd 4 one JSON
+ * line `{"dir":…,"attached":bool}` (EOF instead: nothing to run, it exits 0). It reads
+ * `<containerDir>/supervisor.json` (SupervisorConfig) and reports on fd 3 one JSON line:
+ * `{"started":true,"pid":N}` once the container's process runs, or `{"error":"…","exitCode":N}`
+ * when it could not start. Its own exit status is the container's.
  *
  * Files it writes in the container dir (version 1):
  *   state.json          SupervisorState, replaced atomically on every change
@@ -59,10 +62,12 @@ export interface SupervisorConfig {
   /** `--rm`: directories to delete after the exit (container dir, snapshot). */
   autoRemove: boolean;
   removeDirs: string[];
+  /** `--restart`: no, always, unless-stopped, on-failure (maxRetries 0: no limit). */
+  restart?: { name: string; maxRetries: number };
 }
 
 export interface SupervisorState {
-  status: "running" | "exited";
+  status: "running" | "restarting" | "exited";
   pid: number;
   supervisorPid: number;
   /** /proc/<pid>/stat start time of the supervisor: tells a live supervisor from a reused pid. */
@@ -71,9 +76,13 @@ export interface SupervisorState {
   finishedAt?: string;
   exitCode?: number;
   error?: string;
+  /** Restarts by the restart policy since this supervisor started the container. */
+  restartCount?: number;
 }
 
 export const SUPERVISOR_STATE = "state.json";
+/** Created in the container dir by stop/kill/rm -f before they signal: no restart after this exit. */
+export const STOP_REQUESTED = "stop-requested";
 export const SUPERVISOR_CONFIG = "supervisor.json";
 
 /** The start time of a process (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
@@ -81,6 +90,15 @@ export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** When the current (last) run started, from the state file. */
+function lastStart(dir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, SUPERVISOR_STATE), "utf8")) as SupervisorState).startedAt;
   } catch {
     return undefined;
   }
@@ -156,6 +174,22 @@ class JsonFileLog {
     this.flush();
     closeSync(this.fd);
   }
+}
+
+/**
+ * A runtime command line run under util-linux `script`, which gives it a pseudo-terminal
+ * as stdio and relays it to ours: runc, asked for a terminal in the foreground, needs one
+ * on its own stdio (the alternative, --console-socket, passes the terminal's fd over a
+ * unix socket, which Node cannot receive). The process's exit status is script's (-e).
+ * Known wart: output the process writes before runc has cleared ONLCR on the container's
+ * terminal gets a second CR from script's (`\r\r\n`).
+ */
+export function ttyWrapped(cmd: string, args: string[]): [string, string[]] {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  return [
+    "script",
+    ["-q", "-e", "-f", "-E", "never", "-c", [cmd, ...args].map(quote).join(" "), "/dev/null"],
+  ];
 }
 
 /** Docker's exit codes for a process the runtime could not exec. */
@@ -280,7 +314,7 @@ async function startSlirp(dir: string, netnsPath: string, ports: PortBinding[]):
   return child;
 }
 
-async function main(dir: string): Promise<number> {
+async function main(dir: string, attached: boolean): Promise<number> {
   const cfg = JSON.parse(readFileSync(path.join(dir, SUPERVISOR_CONFIG), "utf8")) as SupervisorConfig;
   const report = (msg: Record<string, unknown>) => {
     try {
@@ -290,8 +324,7 @@ async function main(dir: string): Promise<number> {
       // the starter went away: nothing to tell
     }
   };
-  // "attached": stdio are the starting CLI's pipes (foreground run, start -a).
-  const attached = process.argv[3] === "attached";
+  // attached: stdio are the starting CLI's pipes (foreground run, start -a).
   const supervisorStart = processStartTime(process.pid) ?? "";
   const startedAt = new Date().toISOString();
   let slirp: ChildProcess | undefined;
@@ -301,13 +334,15 @@ async function main(dir: string): Promise<number> {
     if (slirp && slirp.exitCode === null) slirp.kill("SIGKILL");
     if (slirp) rmSync(slirpSocket(cfg.id), { force: true });
     if (cfg.network.netns) spawnSync("ip", ["netns", "delete", cfg.network.netns], { stdio: "ignore" });
-    spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
+    // `runc run` deletes its container when the process exits; a leftover (runc killed) is deleted here.
+    if (existsSync(path.join(cfg.runtimeRoot, cfg.id)))
+      spawnSync(cfg.runtime, ["--root", cfg.runtimeRoot, "delete", "-f", cfg.id], { stdio: "ignore" });
     if (cfg.unmount) {
       const r = spawnSync("umount", [cfg.unmount], { stdio: "ignore" });
       if (r.status !== 0) spawnSync("umount", ["-l", cfg.unmount], { stdio: "ignore" });
     }
   };
-  const finish = (exitCode: number, error?: string): number => {
+  const finish = (exitCode: number, error?: string, restartCount = 0): number => {
     cleanup();
     if (cfg.autoRemove) for (const d of cfg.removeDirs) rmSync(d, { recursive: true, force: true });
     else
@@ -316,9 +351,10 @@ async function main(dir: string): Promise<number> {
         pid: 0,
         supervisorPid: process.pid,
         supervisorStart,
-        startedAt,
+        startedAt: lastStart(dir) ?? startedAt,
         finishedAt: new Date().toISOString(),
         exitCode,
+        restartCount,
         ...(error ? { error } : {}),
       });
     return exitCode;
@@ -340,11 +376,19 @@ async function main(dir: string): Promise<number> {
   const log = new JsonFileLog(cfg.logPath, cfg.logMaxSize, cfg.logMaxFile);
   const runcLog = path.join(dir, "runc.log");
   const pidFile = path.join(dir, "init.pid");
-  rmSync(runcLog, { force: true });
-  rmSync(pidFile, { force: true });
-  const runc = spawn(
-    cfg.runtime,
-    [
+  const stopMarker = path.join(dir, STOP_REQUESTED);
+  let runc: ChildProcess | undefined;
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
+    process.on(sig, () => {
+      // runc run proxies the signals it receives to the container's process.
+      if (runc && runc.exitCode === null) runc.kill(sig);
+    });
+
+  /** One `runc run`: resolves once the process has exited (pid 0: it never started). */
+  const runOnce = async (first: boolean): Promise<{ pid: number; code: number }> => {
+    rmSync(runcLog, { force: true });
+    rmSync(pidFile, { force: true });
+    const args = [
       "--root",
       cfg.runtimeRoot,
       "--log",
@@ -357,64 +401,120 @@ async function main(dir: string): Promise<number> {
       "--pid-file",
       pidFile,
       cfg.id,
-    ],
-    { stdio: [attached && cfg.openStdin ? "pipe" : "ignore", "pipe", "pipe"] },
-  );
-  if (runc.stdin) {
-    process.stdin.pipe(runc.stdin);
-    runc.stdin.on("error", () => {});
-  }
-  const out = (stream: "stdout" | "stderr", chunk: Buffer) => {
-    log.write(cfg.tty ? "stdout" : stream, chunk);
-    if (attached) {
-      const dest = stream === "stdout" ? process.stdout : process.stderr;
-      if (dest.writable) dest.write(chunk);
+    ];
+    const stdin = first && attached && cfg.openStdin;
+    // -t: runc wants a terminal on its own stdio, which `script` gives it; that terminal's
+    // input stays open (an EOF would reach the container as a ^D) unless -i attaches ours.
+    const child = cfg.tty
+      ? spawn(...ttyWrapped(cfg.runtime, args), { stdio: ["pipe", "pipe", "pipe"] })
+      : spawn(cfg.runtime, args, { stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"] });
+    runc = child;
+    if (child.stdin) {
+      if (stdin) process.stdin.pipe(child.stdin);
+      child.stdin.on("error", () => {});
     }
-  };
-  process.stdout.on("error", () => {});
-  process.stderr.on("error", () => {});
-  runc.stdout!.on("data", (c: Buffer) => out("stdout", c));
-  runc.stderr!.on("data", (c: Buffer) => out("stderr", c));
-  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const)
-    process.on(sig, () => {
-      // runc run proxies the signals it receives to the container's process.
-      if (runc.exitCode === null) runc.kill(sig);
-    });
-
-  const exited = new Promise<number>((resolve) => {
-    runc.on("error", () => resolve(125));
-    runc.on("close", (code, sig) => resolve(code ?? 128 + (sig === "SIGKILL" ? 9 : 15)));
-  });
-  let started = false;
-  const pid = await Promise.race([
-    (async () => {
-      for (;;) {
-        if (existsSync(pidFile)) {
-          const n = Number(readFileSync(pidFile, "utf8").trim());
-          if (n > 0) return n;
-        }
-        await new Promise((r) => setTimeout(r, 3));
+    const out = (stream: "stdout" | "stderr", chunk: Buffer) => {
+      log.write(cfg.tty ? "stdout" : stream, chunk);
+      if (attached) {
+        const dest = stream === "stdout" ? process.stdout : process.stderr;
+        if (dest.writable) dest.write(chunk);
       }
-    })(),
-    exited.then(() => 0),
-  ]);
-  if (pid > 0) {
-    started = true;
-    writeState(dir, { status: "running", pid, supervisorPid: process.pid, supervisorStart, startedAt });
-    report({ started: true, pid });
-  }
-  let code = await exited;
-  log.close();
+    };
+    child.stdout!.on("data", (c: Buffer) => out("stdout", c));
+    child.stderr!.on("data", (c: Buffer) => out("stderr", c));
+    let done = false;
+    const exited = new Promise<number>((resolve) => {
+      child.on("error", () => resolve(125));
+      child.on("close", (code, sig) => resolve(code ?? 128 + (sig === "SIGKILL" ? 9 : 15)));
+    }).finally(() => {
+      done = true;
+    });
+    let pid = 0;
+    while (!done) {
+      if (existsSync(pidFile)) {
+        pid = Number(readFileSync(pidFile, "utf8").trim()) || 0;
+        if (pid > 0) break;
+      }
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    if (pid > 0) {
+      writeState(dir, {
+        status: "running",
+        pid,
+        supervisorPid: process.pid,
+        supervisorStart,
+        startedAt: new Date().toISOString(),
+        restartCount,
+      });
+      if (first) report({ started: true, pid });
+    }
+    const code = await exited;
+    if (child.stdin && stdin) process.stdin.unpipe(child.stdin);
+    return { pid, code };
+  };
+
+  let restartCount = 0;
+  let first = true;
+  let code: number;
   let error: string | undefined;
-  if (!started || code !== 0) {
-    const failure = startFailure(readFileSafe(runcLog));
-    if (failure && (!started || !existsSync(pidFile))) {
-      code = failure.exitCode;
-      error = failure.message;
-      report({ error: failure.message, exitCode: failure.exitCode });
-    } else if (!started) report({ started: true, pid: 0 });
+  for (;;) {
+    const r = await runOnce(first);
+    code = r.code;
+    if (r.pid === 0 || code !== 0) {
+      const failure = startFailure(readFileSafe(runcLog));
+      if (failure && (r.pid === 0 || !existsSync(pidFile))) {
+        code = failure.exitCode;
+        error = failure.message;
+        if (first) report({ error: failure.message, exitCode: failure.exitCode });
+        break;
+      }
+      if (r.pid === 0 && first) report({ started: true, pid: 0 });
+    }
+    first = false;
+    const delay = restartDelay(cfg.restart, code, restartCount, existsSync(stopMarker));
+    if (delay === undefined) break;
+    restartCount++;
+    writeState(dir, {
+      status: "restarting",
+      pid: 0,
+      supervisorPid: process.pid,
+      supervisorStart,
+      startedAt: lastStart(dir) ?? startedAt,
+      finishedAt: new Date().toISOString(),
+      exitCode: code,
+      restartCount,
+    });
+    // Docker's back-off; a stop (or rm -f) in the meantime cancels the restart.
+    const until = Date.now() + delay;
+    while (Date.now() < until && !existsSync(stopMarker)) await new Promise((r) => setTimeout(r, 20));
+    if (existsSync(stopMarker)) break;
   }
-  return finish(code, error);
+  rmSync(stopMarker, { force: true });
+  log.close();
+  return finish(code, error, restartCount);
+}
+
+/**
+ * Docker's restart policies (moby restartmanager): `always` and `unless-stopped` restart
+ * after any exit, `on-failure[:N]` after a non-zero one (at most N times), never after a
+ * stop. The delay starts at 100 ms and doubles with each restart.
+ * Undefined: do not restart.
+ */
+export function restartDelay(
+  policy: { name: string; maxRetries: number } | undefined,
+  exitCode: number,
+  restartCount: number,
+  stopRequested: boolean,
+): number | undefined {
+  if (!policy || stopRequested) return undefined;
+  const again =
+    policy.name === "always" ||
+    policy.name === "unless-stopped" ||
+    (policy.name === "on-failure" &&
+      exitCode !== 0 &&
+      (policy.maxRetries <= 0 || restartCount < policy.maxRetries));
+  if (!again) return undefined;
+  return Math.min(100 * 2 ** restartCount, 60_000);
 }
 
 function readFileSafe(f: string): string {
@@ -425,12 +525,54 @@ function readFileSafe(f: string): string {
   }
 }
 
+/** A standby supervisor's order: one line on fd 4, or undefined at EOF (the CLI needed none). */
+function readOrder(): Promise<{ dir: string; attached: boolean } | undefined> {
+  return new Promise((resolve) => {
+    const input = new net.Socket({ fd: 4, readable: true, writable: false });
+    let buf = "";
+    input.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      input.destroy();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as { dir: string; attached: boolean });
+      } catch {
+        resolve(undefined);
+      }
+    });
+    input.on("error", () => resolve(undefined));
+    input.on("end", () => resolve(undefined));
+  });
+}
+
+async function entry(): Promise<number> {
+  // The starter's pipes may close under us (the CLI exits after `run -d`, or is killed).
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
+  let dir = process.argv[2]!;
+  let attached = process.argv[3] === "attached";
+  if (dir === "--standby") {
+    const order = await readOrder();
+    if (!order) return 0;
+    ({ dir, attached } = order);
+  }
+  try {
+    return await main(dir, attached);
+  } catch (e) {
+    // Detached, nobody reads stderr: the supervisor's own failure goes next to the container.
+    const text = `strata supervisor: ${(e as Error).stack}\n`;
+    if (attached) process.stderr.write(text);
+    else
+      try {
+        writeFileSync(path.join(dir, "supervisor.log"), text, { flag: "a" });
+      } catch {
+        // the container's directory is gone: nowhere to write
+      }
+    return 125;
+  }
+}
+
 if (process.argv[1] && /supervisor\.[jt]s$/.test(process.argv[1]) && process.argv[2]) {
-  main(process.argv[2]).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`strata supervisor: ${(e as Error).stack}\n`);
-      process.exit(125);
-    },
-  );
+  entry().then((code) => process.exit(code));
 }

@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { createWriteStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
@@ -36,6 +37,7 @@ const CONTAINER_HEADERS: Record<string, string> = {
 /** Docker's STATUS column: `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`. */
 export function statusText(c: Container, now = Date.now()): string {
   const s = c.state;
+  if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
   if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
   if (s.Status === "created") return "Created";
   if (s.FinishedAt.startsWith("0001")) return "Exited";
@@ -105,21 +107,25 @@ function addCreateOptions(cmd: Command): Command {
     .option("-t, --tty", "Allocate a pseudo-TTY")
     .option("-p, --publish <list>", "Publish a container's port(s) to the host", collect, [])
     .option("-P, --publish-all", "Publish all exposed ports to random ports")
-    .option("-v, --volume <list>", "Bind mount a volume", collect, [])
+    .option("-v, --volume <list>", "Bind mount a volume (NAME:/path or /host/path:/path, [:ro])", collect, [])
     .option("--tmpfs <list>", "Mount a tmpfs directory", collect, [])
     .option("--network <string>", "Connect a container to a network (bridge, host, none)", "bridge")
     .option("--net <string>", "Alias of --network")
     .option("-h, --hostname <string>", "Container host name")
     .option("--read-only", "Mount the container's root filesystem as read only")
     .option("--init", "Run an init inside the container that forwards signals and reaps processes")
-    .option("--restart <string>", "Restart policy to apply when a container exits", "no")
+    .option(
+      "--restart <string>",
+      "Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)",
+      "no",
+    )
     .option("--stop-signal <string>", "Signal to stop the container")
     .option(
       "--stop-timeout <int>",
       "Timeout (in seconds) to stop a container",
       parseIntFlag("--stop-timeout"),
     )
-    .option("-m, --memory <bytes>", "Memory limit")
+    .option("-m, --memory <bytes>", "Memory limit (e.g. 512m, 1g)")
     .option("--cpus <decimal>", "Number of CPUs")
     .option("-l, --label <list>", "Set meta data on a container", collect, [])
     .option("--log-opt <list>", "Log driver options (json-file: max-size, max-file)", collect, [])
@@ -157,6 +163,12 @@ function createOptionsOf(image: string, args: string[], o: Record<string, unknow
   };
 }
 
+/** Docker's CLI refuses -it when its stdin is not a terminal (a bare line, exit 1). */
+function notATty(ctx: Context): ExitError {
+  ctx.io.err.write("the input device is not a TTY\n");
+  return new ExitError("the input device is not a TTY", 1, true);
+}
+
 /** Docker's `docker: Error response from daemon: …` for run/create, with its exit status. */
 function runError(ctx: Context, cmdName: string, e: unknown): ExitError {
   const status = (e as { exitCode?: number }).exitCode ?? 125;
@@ -175,10 +187,13 @@ function defineRun(cmd: Command, ctx: Context) {
     .description("Create and run a new container from an image")
     .option("-d, --detach", "Run container in background and print container ID")
     .action(async (image: string, args: string[], o) => {
-      const engine = await engineOf(ctx);
-      if (o.detach && o.rm === undefined) {
-        // fine: -d without --rm
+      // Docker's CLI checks, before the daemon sees the request.
+      if (o.tty && o.interactive && !o.detach && !ctx.io.stdin.isTTY) throw notATty(ctx);
+      if (o.rm && o.restart && o.restart !== "no") {
+        ctx.io.err.write("strata: Conflicting options: --restart and --rm.\nSee 'strata run --help'.\n");
+        throw new ExitError("Conflicting options: --restart and --rm", 125, true);
       }
+      const engine = await engineOf(ctx);
       let id: string;
       try {
         const created = await engine.containers.create(createOptionsOf(image, args, o));
@@ -189,22 +204,31 @@ function defineRun(cmd: Command, ctx: Context) {
       }
       if (o.detach) {
         try {
-          await engine.containers.start(id);
+          await engine.containers.start(id, { standby: ctx.takeSupervisorStandby() });
         } catch (e) {
           throw runError(ctx, "run", e);
         }
         ctx.io.out.write(`${id}\n`);
         return;
       }
-      await attachRun(ctx, engine, id, !!o.interactive);
+      const restarts = ((o.restart as string | undefined) ?? "no").split(":")[0] || "no";
+      await attachRun(ctx, engine, id, !!o.interactive, restarts !== "no", ctx.takeSupervisorStandby());
     });
 }
 
 /** Foreground run / start -a: stream the supervisor's stdio, proxy signals, exit with the container's code. */
-async function attachRun(ctx: Context, engine: Engine, id: string, interactive: boolean): Promise<void> {
+async function attachRun(
+  ctx: Context,
+  engine: Engine,
+  id: string,
+  interactive: boolean,
+  /** The container has a restart policy: the supervisor goes on after the first exit. */
+  restarts: boolean,
+  standby?: ChildProcess,
+): Promise<void> {
   let sup: Awaited<ReturnType<Engine["containers"]["start"]>>["supervisor"];
   try {
-    sup = (await engine.containers.start(id, { attach: true })).supervisor;
+    sup = (await engine.containers.start(id, { attach: true, standby })).supervisor;
   } catch (e) {
     throw runError(ctx, "run", e);
   }
@@ -221,9 +245,25 @@ async function attachRun(ctx: Context, engine: Engine, id: string, interactive: 
   };
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
+  // With a restart policy the supervisor goes on after the first exit: as Docker's CLI,
+  // return at that exit (the state turns to restarting or exited) with its code.
   const code: number | null = await new Promise((resolve) => {
     child.on("close", (c) => resolve(c));
+    if (!restarts) return;
+    const poll = setInterval(async () => {
+      const c = await engine.containers.get(id).catch(() => undefined);
+      if (c && (c.state.Restarting || !c.state.Running)) {
+        clearInterval(poll);
+        resolve(c.state.ExitCode);
+      }
+    }, 50);
+    child.on("close", () => clearInterval(poll));
   });
+  if (restarts) {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    child.unref();
+  }
   for (const [s, h] of handlers) process.off(s, h);
   if (interactive) ctx.io.stdin.unpipe(child.stdin!);
   (ctx.io.stdin as NodeJS.ReadableStream & { pause?: () => void }).pause?.();
@@ -276,7 +316,13 @@ function defineStart(cmd: Command, ctx: Context) {
         const c = await engine.containers.get(refs[0]!).catch((e) => {
           throw daemonError(e);
         });
-        await attachRun(ctx, engine, c.record.id, !!o.interactive);
+        await attachRun(
+          ctx,
+          engine,
+          c.record.id,
+          !!o.interactive,
+          c.record.hostConfig.RestartPolicy.Name !== "no",
+        );
         return;
       }
       await eachContainer(ctx, refs, async (r) => {
@@ -529,6 +575,7 @@ function defineExec(cmd: Command, ctx: Context) {
     .option("-u, --user <string>", "Username or UID (format: <name|uid>[:<group|gid>])")
     .option("-w, --workdir <string>", "Working directory inside the container")
     .action(async (ref: string, command: string[], o) => {
+      if (o.tty && o.interactive && !o.detach && !ctx.io.stdin.isTTY) throw notATty(ctx);
       const engine = await engineOf(ctx);
       let r: { exitCode: number; error?: string };
       try {
