@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -33,8 +34,34 @@ function supervisorStandby(argv: string[]): ChildProcess | undefined {
   }
 }
 
+/**
+ * `build DIR`: list the context with find now, on the other core, while the CLI loads. The
+ * context is guessed (the last argument after the command that is a directory); the build
+ * command uses the listing only when it names that same directory.
+ */
+async function contextListingEarly(argv: string[]): Promise<Map<string, Promise<Buffer>> | undefined> {
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith("-")) i += argv[i] === "--root" ? 2 : 1;
+  const at =
+    argv[i] === "build"
+      ? i
+      : ["image", "builder", "buildx"].includes(argv[i]!) && argv[i + 1] === "build"
+        ? i + 1
+        : -1;
+  if (at < 0) return undefined;
+  const dir = argv
+    .slice(at + 1)
+    .filter((a) => !a.startsWith("-"))
+    .reverse()
+    .find((a) => statSync(a, { throwIfNoEntry: false })?.isDirectory());
+  if (!dir) return undefined;
+  const { findListing } = await import("./util/index.js");
+  return new Map([[path.resolve(dir), findListing(dir)]]);
+}
+
 const argv = process.argv.slice(2);
 const supervisor = supervisorStandby(argv);
+const listings = await contextListingEarly(argv);
 const { run } = await import("./cli/index.js");
 
 // A closed pipe (`strata images | head`) ends the command quietly, as docker does.
@@ -44,7 +71,7 @@ for (const stream of [process.stdout, process.stderr])
     throw e;
   });
 
-run(argv, undefined, { supervisorStandby: supervisor }).then(
+run(argv, undefined, { supervisorStandby: supervisor, contextListings: listings }).then(
   (status) => {
     process.exitCode = status;
   },

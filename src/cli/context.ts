@@ -11,4 +11,6 @@ export interface Context {
    * taking it hands it over, so only one container gets it.
    */
   takeSupervisorStandby(): ChildProcess | undefined;
+  /** find's listing of a build context the entry point started early, if it guessed this directory. */
+  contextListing(dir: string): Promise<Buffer> | undefined;
 }

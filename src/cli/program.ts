@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { Engine } from "../engine/index.js";
 import { errorMessage } from "../util/index.js";
@@ -16,6 +17,8 @@ export const VERSION = "0.1.0";
 export interface RunOptions {
   /** A container supervisor started in standby by the entry point (see main.ts). */
   supervisorStandby?: ChildProcess;
+  /** Build contexts the entry point started listing (util's findListing), by absolute path. */
+  contextListings?: Map<string, Promise<Buffer>>;
 }
 
 export function buildProgram(io: Io, opts: RunOptions = {}): { program: Command; ctx: Context } {
@@ -24,6 +27,7 @@ export function buildProgram(io: Io, opts: RunOptions = {}): { program: Command;
   let standby = opts.supervisorStandby;
   const ctx: Context = {
     io,
+    contextListing: (dir) => opts.contextListings?.get(path.resolve(dir)),
     takeSupervisorStandby: () => {
       const s = standby;
       standby = undefined;

@@ -111,8 +111,12 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
         [],
       )
       .action(async (context: string, o) => {
-        // List the context now, on the other core, while the engine loads.
-        const listed = context !== "-" && existsSync(context) ? findListing(context) : undefined;
+        // List the context now (unless the entry point already did), on the other core, while
+        // the engine loads.
+        const listed =
+          context !== "-" && existsSync(context)
+            ? (ctx.contextListing(context) ?? findListing(context))
+            : undefined;
         const engine = await ctx.engine();
         const { parsePlatform } = await import("../../oci/index.js");
         let contextDir = context;
