@@ -1,5 +1,4 @@
 import { promises as fsp } from "node:fs";
-import lockfile from "proper-lockfile";
 import { StrataError } from "./errors.js";
 
 export interface LockOptions {
@@ -20,6 +19,9 @@ export async function withFileLock<T>(
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const ownerFile = `${target}.owner`;
   let release: () => Promise<void>;
+  // Loaded on first use: proper-lockfile pulls in graceful-fs, which patches fs at load time
+  // (~15 ms), and most commands (images, inspect, an up-to-date push) never write metadata.
+  const lockfile = (await import("proper-lockfile")).default;
   try {
     release = await lockfile.lock(target, {
       stale: 10_000,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { type Readable, Transform } from "node:stream";
 import {
   type Descriptor,
@@ -113,6 +114,8 @@ export async function pushImage(
   if (ownPool) opts = { ...opts, deflatePool: ownPool };
   const emit = opts.onProgress ?? noProgress;
   const abort = new AbortController();
+  // Every request and stream of the operation listens on it: more than node's default of 10.
+  setMaxListeners(256, abort.signal);
   const onOuterAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
   try {

@@ -497,7 +497,7 @@ export class RepositoryClient {
           // A body that ends early without an error is a dropped connection too.
           if (offset < desc.size)
             throw Object.assign(new Error(`connection closed after ${offset} of ${desc.size} bytes`), {
-              code: "UND_ERR_SOCKET",
+              code: "ECONNRESET",
             });
           break;
         } catch (e) {
