@@ -570,23 +570,26 @@ export class RepositoryClient {
     return { offset: m ? Number(m[1]) + 1 : 0, location: loc ? new URL(loc, res.url).toString() : location };
   }
 
-  /** PATCH one chunk at `offset`; returns the next Location. */
+  /** PATCH one chunk (one buffer, or pieces sent as they are) at `offset`; returns the next Location. */
   async patchChunk(
     location: string,
-    chunk: Buffer,
+    chunk: Buffer | Buffer[],
     offset: number,
-    opts: { signal?: AbortSignal } = {},
+    opts: { signal?: AbortSignal; length?: number } = {},
   ): Promise<string> {
+    const length = Buffer.isBuffer(chunk)
+      ? chunk.length
+      : (opts.length ?? chunk.reduce((n, b) => n + b.length, 0));
     const res = await this.request(
       {
         method: "PATCH",
         url: location,
         headers: {
           "Content-Type": "application/octet-stream",
-          "Content-Range": `${offset}-${offset + chunk.length - 1}`,
-          "Content-Length": String(chunk.length),
+          "Content-Range": `${offset}-${offset + length - 1}`,
+          "Content-Length": String(length),
         },
-        body: chunk,
+        body: Buffer.isBuffer(chunk) ? chunk : () => Readable.from(chunk, { objectMode: false }),
         signal: opts.signal,
       },
       { retry: false },
