@@ -173,6 +173,7 @@ export class RegistryClient {
     }
     const creds = await this.credentials();
     const service = ch.params.service;
+    const asked = Date.now();
     let res: HttpResponse;
     if (creds?.identityToken) {
       // OAuth2 refresh-token grant, as docker does after an SSO login.
@@ -223,9 +224,10 @@ export class RegistryClient {
       throw new StrataError("REGISTRY_ERROR", `${realm}: token response has no token`);
     // The token spec's minimum lifetime is 60 s; refresh 10 s early so a request never carries a stale one.
     const lifetime = typeof body.expires_in === "number" && body.expires_in >= 60 ? body.expires_in : 60;
-    const issued = typeof body.issued_at === "string" ? Date.parse(body.issued_at) : Number.NaN;
-    const from = Number.isFinite(issued) && Math.abs(issued - Date.now()) < 3_600_000 ? issued : Date.now();
-    return { token, expiresAt: from + (lifetime - 10) * 1000 };
+    // Counted on this machine's clock from when the token was asked for (it was issued after
+    // that): `issued_at` is the server's clock, and a skew between the two would make tokens
+    // look expired on arrival (one token request per request) or live too long.
+    return { token, expiresAt: asked + (lifetime - 10) * 1000 };
   }
 
   /**
