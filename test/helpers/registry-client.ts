@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { promises as fsp, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
@@ -39,13 +40,29 @@ export interface Distribution {
 
 /** Debian's docker-registry (CNCF distribution 2.8) with a generated config; optional htpasswd. */
 export async function startDistribution(
-  opts: { htpasswd?: string; port?: number; root?: string } = {},
+  opts: {
+    htpasswd?: string;
+    port?: number;
+    root?: string;
+    /** Listen on this IPv4 address (default 127.0.0.1). */
+    address?: string;
+    /** Serve HTTPS with this certificate; with `clientCas`, require client certificates signed by them. */
+    tls?: { cert: string; key: string; clientCas?: string[] };
+  } = {},
 ): Promise<Distribution> {
   const dir = tmp("cncf");
   const root = opts.root ?? path.join(dir, "root");
   const port = opts.port ?? (await freePort());
   const auth = opts.htpasswd
     ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${opts.htpasswd}\n`
+    : "";
+  const address = opts.address ?? "127.0.0.1";
+  const tls = opts.tls
+    ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n${
+        opts.tls.clientCas
+          ? `    clientcas:\n${opts.tls.clientCas.map((c) => `      - ${c}\n`).join("")}`
+          : ""
+      }`
     : "";
   const cfg = path.join(dir, "config.yml");
   writeFileSync(
@@ -64,10 +81,10 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:${port}
-${auth}`,
+  addr: ${address}:${port}
+${tls}${auth}`,
   );
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? "https" : "http"}://${address}:${port}`;
   const log: string[] = [];
   let proc: ChildProcess | undefined;
   const start = async () => {
@@ -79,7 +96,9 @@ ${auth}`,
     for (;;) {
       if (p.exitCode !== null) throw new Error(`docker-registry exited: ${log.join("")}`);
       try {
-        await request("GET", `${url}/v2/`, { timeoutMs: 2000 });
+        // A registry that wants client certificates refuses the probe's handshake: a listening port is enough.
+        if (opts.tls?.clientCas) await tcpProbe(address, port);
+        else await request("GET", `${url}/v2/`, { timeoutMs: 2000 });
         return;
       } catch {
         if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${log.join("")}`);
@@ -94,7 +113,7 @@ ${auth}`,
   await start();
   return {
     url,
-    host: `127.0.0.1:${port}`,
+    host: `${address}:${port}`,
     port,
     root,
     logs: () => log.join(""),
@@ -113,6 +132,16 @@ ${auth}`,
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function tcpProbe(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port }, () => {
+      sock.destroy();
+      resolve();
+    });
+    sock.on("error", reject);
+  });
 }
 
 export interface RecordedRequest {

@@ -19,29 +19,90 @@ export interface ParallelGzipOptions {
   pool?: DeflatePool;
 }
 
-/** The worker's whole program: synchronous raw deflate of each message, answered by id. */
-const WORKER_SOURCE = `
+/**
+ * The worker's whole program. A "block" message is one ParallelGzip block, transferred in:
+ * the worker classifies its segments, deflates or stores each run, computes the block's
+ * CRC-32 and transfers the joined output back, so the main thread only moves buffers.
+ * A plain message is one raw deflate (the older protocol, kept for callers of deflate()).
+ */
+function workerSource(): string {
+  return `
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
+const SEGMENT = ${SEGMENT}, WINDOW = ${WINDOW}, ENTROPY_LIMIT = ${ENTROPY_LIMIT};
+const sampledEntropy = ${sampledEntropy.toString()};
+const storedBlocks = ${storedBlocks.toString()};
+const classify = ${classify.toString()};
+const deflate = (data, level, dictionary, final) =>
+  zlib.deflateRawSync(data, {
+    level,
+    memLevel: 9,
+    chunkSize: data.length + 65536,
+    finishFlush: final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    ...(dictionary && dictionary.length ? { dictionary } : {}),
+  });
+const view = (u) => (u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : undefined);
 parentPort.on("message", (m) => {
   try {
-    const out = zlib.deflateRawSync(m.data, {
-      level: m.level,
-      memLevel: 9,
-      chunkSize: m.data.length + 65536,
-      finishFlush: m.final ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-      ...(m.dictionary ? { dictionary: m.dictionary } : {}),
-    });
+    let out;
+    let crc = 0;
+    if (m.kind === "block") {
+      const block = view(m.data);
+      const prevTail = view(m.prev);
+      const pieces = [];
+      for (const r of classify(block, m.storeIncompressible, SEGMENT, ENTROPY_LIMIT, sampledEntropy)) {
+        const lastPiece = m.final && r.last;
+        const data = block.subarray(r.start, r.end);
+        if (r.stored) { pieces.push(...storedBlocks(data, lastPiece)); continue; }
+        let dictionary;
+        if (r.start >= WINDOW) dictionary = block.subarray(r.start - WINDOW, r.start);
+        else if (r.start > 0 || prevTail) {
+          const joined = prevTail ? Buffer.concat([prevTail, block.subarray(0, r.start)]) : block.subarray(0, r.start);
+          dictionary = joined.subarray(Math.max(0, joined.length - WINDOW));
+        }
+        pieces.push(deflate(data, m.level, dictionary, lastPiece));
+      }
+      out = Buffer.concat(pieces);
+      if (block.length > 0) crc = zlib.crc32(block, 0);
+    } else {
+      out = deflate(m.data, m.level, m.dictionary, m.final);
+    }
     const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
-    parentPort.postMessage({ id: m.id, out }, own ? [out.buffer] : []);
+    parentPort.postMessage({ id: m.id, out, crc }, own ? [out.buffer] : []);
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
   }
 });
 `;
+}
+
+/**
+ * Cut a block into runs of 64 KiB segments, stored (sampled entropy says they will not
+ * shrink) or deflated; the last run is marked. Self-contained: it also runs in the workers.
+ */
+export function classify(
+  block: Buffer,
+  storeIncompressible: boolean,
+  segment: number,
+  limit: number,
+  entropy: (b: Buffer) => number,
+): { start: number; end: number; stored: boolean; last: boolean }[] {
+  const runs: { start: number; end: number; stored: boolean; last: boolean }[] = [];
+  for (let off = 0; off < block.length || runs.length === 0; off += segment) {
+    const end = Math.min(off + segment, block.length);
+    const seg = block.subarray(off, end);
+    const stored = storeIncompressible && seg.length >= 4096 && entropy(seg) > limit;
+    const prev = runs[runs.length - 1];
+    if (prev && prev.stored === stored) prev.end = end;
+    else runs.push({ start: off, end, stored, last: false });
+    if (block.length === 0) break;
+  }
+  runs[runs.length - 1]!.last = true;
+  return runs;
+}
 
 interface PoolTask {
-  resolve: (b: Buffer) => void;
+  resolve: (r: { out: Buffer; crc: number }) => void;
   reject: (e: Error) => void;
   worker: Worker;
 }
@@ -60,16 +121,17 @@ export class DeflatePool {
 
   private pick(): { worker: Worker; busy: number } {
     if (this.workers.length < this.size) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      const worker = new Worker(workerSource(), { eval: true });
       const slot = { worker, busy: 0 };
-      worker.on("message", (m: { id: number; out?: Uint8Array; error?: string }) => {
+      worker.on("message", (m: { id: number; out?: Uint8Array; crc?: number; error?: string }) => {
         const t = this.tasks.get(m.id);
         if (!t) return;
         this.tasks.delete(m.id);
         slot.busy--;
         if (slot.busy === 0) worker.unref();
         if (m.error !== undefined || !m.out) t.reject(new Error(`deflate worker: ${m.error}`));
-        else t.resolve(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
+        else
+          t.resolve({ out: Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength), crc: m.crc ?? 0 });
       });
       worker.on("error", (e) => this.failAll(worker, e));
       worker.on("exit", (code) => {
@@ -89,7 +151,7 @@ export class DeflatePool {
       }
   }
 
-  deflate(data: Buffer, opts: { level: number; dictionary?: Buffer; final: boolean }): Promise<Buffer> {
+  private post(msg: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<{ out: Buffer; crc: number }> {
     if (this.closed) return Promise.reject(new Error("deflate pool is closed"));
     const slot = this.pick();
     const id = this.nextId++;
@@ -97,14 +159,30 @@ export class DeflatePool {
     slot.worker.ref();
     return new Promise((resolve, reject) => {
       this.tasks.set(id, { resolve, reject, worker: slot.worker });
-      slot.worker.postMessage({
-        id,
-        data,
-        dictionary: opts.dictionary,
-        level: opts.level,
-        final: opts.final,
-      });
+      slot.worker.postMessage({ ...msg, id }, transfer);
     });
+  }
+
+  /** Raw deflate of `data` (copied to the worker). */
+  async deflate(data: Buffer, opts: { level: number; dictionary?: Buffer; final: boolean }): Promise<Buffer> {
+    return (await this.post({ data, dictionary: opts.dictionary, level: opts.level, final: opts.final }, []))
+      .out;
+  }
+
+  /**
+   * One ParallelGzip block, done wholly in a worker: classified, deflated or stored with
+   * `prev` (the 32 KiB before it) as dictionary, and its CRC-32. `block` is transferred
+   * when it owns its memory (it is unusable here afterwards), else copied.
+   */
+  deflateBlock(
+    block: Buffer,
+    prev: Buffer | undefined,
+    opts: { level: number; final: boolean; storeIncompressible: boolean },
+  ): Promise<{ out: Buffer; crc: number }> {
+    const owns = block.byteOffset === 0 && block.byteLength === block.buffer.byteLength;
+    const data = owns || block.length < 4096 ? block : Buffer.from(block);
+    const transfer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    return this.post({ kind: "block", data, prev, ...opts }, transfer ? [data.buffer as ArrayBuffer] : []);
   }
 
   async close(): Promise<void> {
@@ -168,7 +246,48 @@ export function storedBlocks(data: Buffer, final: boolean): Buffer[] {
 }
 
 interface Job {
-  done: Promise<Buffer[]>;
+  /** The block's output, and its CRC-32 when a worker computed it (to be combined in order). */
+  done: Promise<{ parts: Buffer[]; crc?: number }>;
+  length: number;
+}
+
+/** zlib's gf2_matrix_times: the 32x32 bit matrix `mat` times the vector `vec`. */
+function gf2Times(mat: Uint32Array, vec: number): number {
+  let sum = 0;
+  for (let i = 0; vec !== 0; i++, vec >>>= 1) if (vec & 1) sum ^= mat[i]!;
+  return sum >>> 0;
+}
+
+function gf2Square(square: Uint32Array, mat: Uint32Array): void {
+  for (let n = 0; n < 32; n++) square[n] = gf2Times(mat, mat[n]!);
+}
+
+/**
+ * zlib's crc32_combine: the CRC-32 of A followed by B from crc(A), crc(B) and B's length,
+ * so blocks can be checksummed apart (in the workers) and joined in order.
+ */
+export function crc32Combine(crc1: number, crc2: number, len2: number): number {
+  if (len2 <= 0) return crc1 >>> 0;
+  const even = new Uint32Array(32);
+  const odd = new Uint32Array(32);
+  odd[0] = 0xedb88320; // the CRC-32 polynomial: the operator for one zero bit
+  let row = 1;
+  for (let n = 1; n < 32; n++, row <<= 1) odd[n] = row;
+  gf2Square(even, odd); // two zero bits
+  gf2Square(odd, even); // four zero bits
+  let c = crc1 >>> 0;
+  let len = len2;
+  for (;;) {
+    gf2Square(even, odd);
+    if (len % 2) c = gf2Times(even, c);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+    gf2Square(odd, even);
+    if (len % 2) c = gf2Times(odd, c);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+  }
+  return (c ^ crc2) >>> 0;
 }
 
 /**
@@ -230,7 +349,8 @@ export class ParallelGzip extends Transform {
       const final = end && this.pendingLen === 0;
       if (final) this.finalQueued = true;
       if (this.jobs.length >= this.concurrency) await this.emitOldest();
-      this.jobs.push({ done: this.compress(block, final) });
+      const length = block.length;
+      this.jobs.push({ done: this.compress(block, final), length });
     }
   }
 
@@ -251,25 +371,29 @@ export class ParallelGzip extends Transform {
    * as dictionary, so nothing is lost at the seams but the match distance across a stored
    * run). Every piece ends byte-aligned (sync flush), the very last one with BFINAL.
    */
-  private compress(block: Buffer, final: boolean): Promise<Buffer[]> {
-    // zlib's crc32() of a buffer with no memory behind it is its initial value (0), not `crc`.
-    if (block.length > 0) this.crc = zlib.crc32(block, this.crc);
+  private compress(block: Buffer, final: boolean): Job["done"] {
     this.length += block.length;
     const prevTail =
       this.prev && this.prev.length > WINDOW ? this.prev.subarray(this.prev.length - WINDOW) : this.prev;
-    this.prev = block;
-    const runs: { start: number; end: number; stored: boolean }[] = [];
-    for (let off = 0; off < block.length || runs.length === 0; off += SEGMENT) {
-      const end = Math.min(off + SEGMENT, block.length);
-      const seg = block.subarray(off, end);
-      const stored = this.storeIncompressible && seg.length >= 4096 && sampledEntropy(seg) > ENTROPY_LIMIT;
-      const last = runs[runs.length - 1];
-      if (last && last.stored === stored) last.end = end;
-      else runs.push({ start: off, end, stored });
-      if (block.length === 0) break;
+    if (this.pool) {
+      // The block goes to the worker (transferred): keep a copy of the 32 KiB the next block
+      // needs as its dictionary. Blocks are whole (blockSize >= WINDOW) but the last one.
+      const joined = prevTail && block.length < WINDOW ? Buffer.concat([prevTail, block]) : block;
+      this.prev = Buffer.from(joined.subarray(Math.max(0, joined.length - WINDOW)));
+      return this.pool
+        .deflateBlock(block, prevTail, {
+          level: this.level,
+          final,
+          storeIncompressible: this.storeIncompressible,
+        })
+        .then(({ out, crc }) => ({ parts: [out], crc }));
     }
-    const pieces = runs.map((r, i) => {
-      const lastPiece = final && i === runs.length - 1;
+    // zlib's crc32() of a buffer with no memory behind it is its initial value (0), not `crc`.
+    if (block.length > 0) this.crc = zlib.crc32(block, this.crc);
+    this.prev = block;
+    const runs = classify(block, this.storeIncompressible, SEGMENT, ENTROPY_LIMIT, sampledEntropy);
+    const pieces = runs.map((r) => {
+      const lastPiece = final && r.last;
       const data = block.subarray(r.start, r.end);
       if (r.stored) return Promise.resolve(storedBlocks(data, lastPiece));
       let dictionary: Buffer | undefined;
@@ -280,8 +404,6 @@ export class ParallelGzip extends Transform {
           : block.subarray(0, r.start);
         dictionary = joined.subarray(Math.max(0, joined.length - WINDOW));
       }
-      if (this.pool)
-        return this.pool.deflate(data, { level: this.level, dictionary, final: lastPiece }).then((b) => [b]);
       return new Promise<Buffer[]>((resolve, reject) => {
         zlib.deflateRaw(
           data,
@@ -298,13 +420,14 @@ export class ParallelGzip extends Transform {
         );
       });
     });
-    return Promise.all(pieces).then((ps) => ps.flat());
+    return Promise.all(pieces).then((ps) => ({ parts: ps.flat() }));
   }
 
   private async emitOldest(): Promise<void> {
     const job = this.jobs.shift();
     if (!job) return;
-    const parts = await job.done;
+    const { parts, crc } = await job.done;
+    if (crc !== undefined) this.crc = crc32Combine(this.crc, crc, job.length);
     if (!this.headerSent) {
       this.headerSent = true;
       this.push(HEADER);

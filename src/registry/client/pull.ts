@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Readable } from "node:stream";
 import { StrataError } from "../../util/index.js";
 import { Limiter, SingleFlight } from "./limiter.js";
@@ -45,6 +46,8 @@ export async function pullLayers(
 ): Promise<PullLayersResult> {
   const emit = opts.onProgress ?? noProgress;
   const abort = new AbortController();
+  // Every request and stream of the operation listens on it: more than node's default of 10.
+  setMaxListeners(256, abort.signal);
   const onOuterAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
   try {

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { type Readable, Transform } from "node:stream";
 import {
   type Descriptor,
@@ -113,6 +114,8 @@ export async function pushImage(
   if (ownPool) opts = { ...opts, deflatePool: ownPool };
   const emit = opts.onProgress ?? noProgress;
   const abort = new AbortController();
+  // Every request and stream of the operation listens on it: more than node's default of 10.
+  setMaxListeners(256, abort.signal);
   const onOuterAbort = () => abort.abort(opts.signal?.reason);
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
   try {
@@ -336,11 +339,12 @@ async function upload(
     let location = session.location;
     let offset = 0;
     let inflight: Promise<void> | undefined;
-    const send = (chunk: Buffer) =>
+    const send = (chunk: Buffer[], length: number) =>
       (async () => {
-        location = await sendChunk(repo, location, chunk, offset, signal);
-        offset += chunk.length;
+        location = await sendChunk(repo, location, chunk, length, offset, signal);
+        offset += length;
       })();
+    // A chunk is the compressor's output buffers as they are (written with writev, never joined).
     let parts: Buffer[] = [];
     let partLen = 0;
     for await (const c of compressor as AsyncIterable<Buffer>) {
@@ -350,18 +354,19 @@ async function upload(
       partLen += c.length;
       while (partLen >= chunkSize) {
         // Exactly chunkSize bytes per PATCH; the rest starts the next chunk.
-        const all = Buffer.concat(parts, partLen);
-        const chunk = all.subarray(0, chunkSize);
-        parts = partLen > chunkSize ? [all.subarray(chunkSize)] : [];
-        partLen -= chunkSize;
+        const over = partLen - chunkSize;
+        const last = parts[parts.length - 1]!;
+        const chunk = over > 0 ? [...parts.slice(0, -1), last.subarray(0, last.length - over)] : parts;
+        parts = over > 0 ? [last.subarray(last.length - over)] : [];
+        partLen = over;
         // One chunk in flight while the next one fills.
         await inflight;
-        inflight = send(chunk);
+        inflight = send(chunk, chunkSize);
         inflight.catch(() => {});
       }
     }
     await inflight;
-    if (partLen > 0) await send(Buffer.concat(parts, partLen));
+    if (partLen > 0) await send(parts, partLen);
     const digest = `sha256:${hash.digest("hex")}` as Digest;
     await repo.finishUpload(location, digest, undefined, { signal });
     return {
@@ -384,21 +389,22 @@ async function upload(
 async function sendChunk(
   repo: RepositoryClient,
   location: string,
-  chunk: Buffer,
+  chunk: Buffer[],
+  length: number,
   offset: number,
   signal: AbortSignal,
 ): Promise<string> {
   const retry = repo.registry.opts.retry;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await repo.patchChunk(location, chunk, offset, { signal });
+      return await repo.patchChunk(location, chunk, offset, { signal, length });
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause ?? e;
       const transient =
         isTransientNetworkError(cause) || (isStrataError(e) && e.code === "REGISTRY_UNAVAILABLE");
       if (!transient || attempt >= retry.attempts || signal.aborted) throw e;
       const { offset: at, location: loc } = await repo.uploadOffset(location, { signal });
-      if (at === offset + chunk.length) return loc;
+      if (at === offset + length) return loc;
       if (at !== offset)
         throw new StrataError(
           "REGISTRY_ERROR",

@@ -173,6 +173,7 @@ export class RegistryClient {
     }
     const creds = await this.credentials();
     const service = ch.params.service;
+    const asked = Date.now();
     let res: HttpResponse;
     if (creds?.identityToken) {
       // OAuth2 refresh-token grant, as docker does after an SSO login.
@@ -223,9 +224,10 @@ export class RegistryClient {
       throw new StrataError("REGISTRY_ERROR", `${realm}: token response has no token`);
     // The token spec's minimum lifetime is 60 s; refresh 10 s early so a request never carries a stale one.
     const lifetime = typeof body.expires_in === "number" && body.expires_in >= 60 ? body.expires_in : 60;
-    const issued = typeof body.issued_at === "string" ? Date.parse(body.issued_at) : Number.NaN;
-    const from = Number.isFinite(issued) && Math.abs(issued - Date.now()) < 3_600_000 ? issued : Date.now();
-    return { token, expiresAt: from + (lifetime - 10) * 1000 };
+    // Counted on this machine's clock from when the token was asked for (it was issued after
+    // that): `issued_at` is the server's clock, and a skew between the two would make tokens
+    // look expired on arrival (one token request per request) or live too long.
+    return { token, expiresAt: asked + (lifetime - 10) * 1000 };
   }
 
   /**
@@ -497,7 +499,7 @@ export class RepositoryClient {
           // A body that ends early without an error is a dropped connection too.
           if (offset < desc.size)
             throw Object.assign(new Error(`connection closed after ${offset} of ${desc.size} bytes`), {
-              code: "UND_ERR_SOCKET",
+              code: "ECONNRESET",
             });
           break;
         } catch (e) {
@@ -570,23 +572,26 @@ export class RepositoryClient {
     return { offset: m ? Number(m[1]) + 1 : 0, location: loc ? new URL(loc, res.url).toString() : location };
   }
 
-  /** PATCH one chunk at `offset`; returns the next Location. */
+  /** PATCH one chunk (one buffer, or pieces sent as they are) at `offset`; returns the next Location. */
   async patchChunk(
     location: string,
-    chunk: Buffer,
+    chunk: Buffer | Buffer[],
     offset: number,
-    opts: { signal?: AbortSignal } = {},
+    opts: { signal?: AbortSignal; length?: number } = {},
   ): Promise<string> {
+    const length = Buffer.isBuffer(chunk)
+      ? chunk.length
+      : (opts.length ?? chunk.reduce((n, b) => n + b.length, 0));
     const res = await this.request(
       {
         method: "PATCH",
         url: location,
         headers: {
           "Content-Type": "application/octet-stream",
-          "Content-Range": `${offset}-${offset + chunk.length - 1}`,
-          "Content-Length": String(chunk.length),
+          "Content-Range": `${offset}-${offset + length - 1}`,
+          "Content-Length": String(length),
         },
-        body: chunk,
+        body: Buffer.isBuffer(chunk) ? chunk : () => Readable.from(chunk, { objectMode: false }),
         signal: opts.signal,
       },
       { retry: false },

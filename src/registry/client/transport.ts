@@ -1,8 +1,10 @@
 import { promises as fsp } from "node:fs";
+import type http from "node:http";
+import type https from "node:https";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import tls from "node:tls";
-import type { Dispatcher } from "undici";
 import { errorMessage, isErrno, readAllLimited, StrataError } from "../../util/index.js";
 import type { ResolvedClientOptions } from "./options.js";
 
@@ -54,13 +56,8 @@ export function isTransientNetworkError(e: unknown): boolean {
       "ECONNABORTED",
       "EHOSTUNREACH",
       "ENETUNREACH",
-      "UND_ERR_SOCKET",
-      "UND_ERR_CLOSED",
-      "UND_ERR_CONNECT_TIMEOUT",
-      "UND_ERR_HEADERS_TIMEOUT",
-      "UND_ERR_BODY_TIMEOUT",
-      "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
-      "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+      // node's http: the connection closed before the whole answer came.
+      "ERR_STREAM_PREMATURE_CLOSE",
     ].includes(code)
   );
 }
@@ -98,14 +95,26 @@ interface TlsFiles {
   key?: string;
 }
 
+/** What requests go through: node's http(s) module and a keep-alive agent for one origin. */
+interface Origin {
+  request: typeof http.request;
+  agent: http.Agent;
+}
+
+/** A socket that sat idle this long (no bytes either way) while a request waited is dead. */
+function timeoutError(what: string, ms: number): Error {
+  return Object.assign(new Error(`${what} timed out after ${ms / 1000} s`), { code: "ETIMEDOUT" });
+}
+
 /**
- * HTTP for the registry client over undici: one connection pool per origin with the TLS
- * settings Docker would use for that host (CA roots and client certificates from
+ * HTTP for the registry client over node's http and https modules (their native parser:
+ * nothing to compile at start-up): one keep-alive agent per origin with the TLS settings
+ * Docker would use for that host (CA roots and client certificates from
  * `<certsDir>/<host>/`, verification off only for insecure registries), manual redirects
  * that never carry the registry's Authorization to another origin, and bounded retries.
  */
 export class Transport {
-  private readonly agents = new Map<string, Promise<Dispatcher>>();
+  private readonly origins = new Map<string, Promise<Origin>>();
   private readonly insecureTls = new Set<string>();
 
   constructor(readonly opts: ResolvedClientOptions) {}
@@ -115,41 +124,40 @@ export class Transport {
     this.insecureTls.add(host);
   }
 
-  private dispatcher(url: URL): Promise<Dispatcher> {
+  private origin(url: URL): Promise<Origin> {
     const key = `${url.protocol}//${url.host}`;
-    let d = this.agents.get(key);
-    if (!d) {
-      d = this.makeAgent(url);
-      this.agents.set(key, d);
+    let o = this.origins.get(key);
+    if (!o) {
+      o = this.makeOrigin(url);
+      this.origins.set(key, o);
+      o.catch(() => this.origins.delete(key));
     }
-    return d;
+    return o;
   }
 
-  private async makeAgent(url: URL): Promise<Dispatcher> {
-    const t = this.opts.timeouts;
-    const connect: Record<string, unknown> = { timeout: t.connectMs };
-    if (url.protocol === "https:") {
-      const files = await this.certFiles(url.host);
-      if (files.ca?.length) connect.ca = [...tls.rootCertificates, ...files.ca];
-      if (files.cert && files.key) {
-        connect.cert = files.cert;
-        connect.key = files.key;
-      }
-      if (this.insecureTls.has(url.host)) connect.rejectUnauthorized = false;
-    }
-    // undici is loaded on first use: commands that never reach a registry do not pay for it.
-    const undici = (await import("undici")) as typeof import("undici") & {
-      default?: typeof import("undici");
-    };
-    const Agent = undici.Agent ?? undici.default!.Agent;
-    return new Agent({
-      connect,
-      headersTimeout: t.headersMs,
-      bodyTimeout: t.bodyMs,
-      keepAliveTimeout: 30_000,
+  private async makeOrigin(url: URL): Promise<Origin> {
+    const common = {
+      keepAlive: true,
       // Enough sockets for 5 uploads or 3 downloads plus HEADs and token requests at once.
-      connections: 16,
-    });
+      maxSockets: 16,
+      // Free sockets are closed after 30 s idle (the registry may close them sooner: a
+      // request on a socket it closed fails as a dropped connection and is retried).
+      timeout: 30_000,
+    };
+    if (url.protocol !== "https:") {
+      const http = await import("node:http");
+      return { request: http.request, agent: new http.Agent(common) };
+    }
+    const https = await import("node:https");
+    const tlsOpts: https.AgentOptions = { ...common };
+    const files = await this.certFiles(url.host);
+    if (files.ca?.length) tlsOpts.ca = [...tls.rootCertificates, ...files.ca];
+    if (files.cert && files.key) {
+      tlsOpts.cert = files.cert;
+      tlsOpts.key = files.key;
+    }
+    if (this.insecureTls.has(url.host)) tlsOpts.rejectUnauthorized = false;
+    return { request: https.request as typeof http.request, agent: new https.Agent(tlsOpts) };
   }
 
   /** Docker's certs.d: `*.crt` are CA roots, `x.cert` + `x.key` a client certificate. */
@@ -181,6 +189,62 @@ export class Transport {
     return out;
   }
 
+  /** One request and its response head; the body streams. */
+  private async exchange(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Buffer | string | Readable | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpResponse> {
+    const { request, agent } = await this.origin(url);
+    const t = this.opts.timeouts;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        reject(e);
+      };
+      // One abort listener per request, removed when the exchange is over (node's own `signal`
+      // option keeps its listener until the request closes, which warns past 10 requests).
+      const req = request(url, { method, headers, agent });
+      if (signal) {
+        if (signal.aborted) req.destroy(signal.reason);
+        const onAbort = () => req.destroy(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        req.once("close", () => signal.removeEventListener("abort", onAbort));
+      }
+      let connectTimer: NodeJS.Timeout | undefined;
+      req.on("socket", (s) => {
+        if ((s as { connecting?: boolean }).connecting) {
+          connectTimer = setTimeout(() => req.destroy(timeoutError("connect", t.connectMs)), t.connectMs);
+          s.once("connect", () => clearTimeout(connectTimer));
+        }
+      });
+      // Idle time on the socket: waiting for the answer's head, then between body bytes.
+      req.setTimeout(Math.max(t.headersMs, t.bodyMs), () =>
+        req.destroy(timeoutError(`${goMethod(method)} ${url.pathname}`, Math.max(t.headersMs, t.bodyMs))),
+      );
+      req.on("error", (e) => {
+        clearTimeout(connectTimer);
+        fail(e);
+      });
+      req.on("response", (res) => {
+        clearTimeout(connectTimer);
+        settled = true;
+        resolve(wrapResponse(res, url.toString(), method));
+      });
+      if (body === undefined) req.end();
+      else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
+      else {
+        body.on("error", (e) => req.destroy(e));
+        req.on("error", () => body.destroy());
+        body.pipe(req);
+      }
+    });
+  }
+
   /** One try, following redirects. Network failures are thrown as they are (see send()). */
   async once(req: HttpRequest): Promise<HttpResponse> {
     let url = new URL(req.url);
@@ -192,19 +256,9 @@ export class Transport {
       if (req.authorization && url.origin === origin) headers.Authorization = req.authorization;
       if (body === undefined) delete headers["Content-Type"];
       const payload = typeof body === "function" ? await body() : body;
-      const d = await this.dispatcher(url);
-      const res = await d.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method,
-        headers,
-        body: payload ?? null,
-        signal: req.signal,
-        highWaterMark: 1 << 20,
-      });
-      const response = wrapResponse(res, url.toString());
+      const response = await this.exchange(url, method, headers, payload, req.signal);
       const location = response.header("location");
-      if (!REDIRECTS.has(res.statusCode) || !location) return response;
+      if (!REDIRECTS.has(response.status) || !location) return response;
       await response.dump();
       if (hop + 1 >= MAX_REDIRECTS)
         throw new StrataError(
@@ -212,7 +266,7 @@ export class Transport {
           `${goMethod(req.method)} "${req.url}": stopped after ${MAX_REDIRECTS} redirects`,
         );
       url = new URL(location, url);
-      if (res.statusCode === 303 && method !== "HEAD") {
+      if (response.status === 303 && method !== "HEAD") {
         method = "GET";
         body = undefined;
       }
@@ -256,18 +310,35 @@ export class Transport {
     }
   }
 
+  /** Close every connection (idle keep-alive sockets are unreferenced and never hold the process). */
   async close(): Promise<void> {
-    const all = [...this.agents.values()];
-    this.agents.clear();
-    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close().catch(() => {})));
+    const all = [...this.origins.values()];
+    this.origins.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.agent.destroy()));
   }
 }
 
-function wrapResponse(res: Dispatcher.ResponseData, url: string): HttpResponse {
+function wrapResponse(res: http.IncomingMessage, url: string, method: string): HttpResponse {
   const headers = res.headers as Record<string, string | string[] | undefined>;
-  const body = res.body as unknown as HttpResponse["body"];
+  const body = res as unknown as HttpResponse["body"];
+  const dump = async (limit = 256 * 1024) => {
+    // Even a complete answer (a HEAD's) must be read to its end: only then does the socket go
+    // back to the agent's pool.
+    if (res.readableEnded || res.destroyed) return;
+    // Reading a big answer to its end only to keep the socket costs more than a new connection.
+    const len = Number(headers["content-length"] ?? 0);
+    if (len > limit && !res.complete && method !== "HEAD") return void res.destroy();
+    let seen = 0;
+    res.on("data", (c: Buffer) => {
+      seen += c.length;
+      if (seen > limit) res.destroy();
+    });
+    res.resume();
+    await finished(res).catch(() => {});
+  };
+  body.dump = (o?: { limit?: number }) => dump(o?.limit);
   return {
-    status: res.statusCode,
+    status: res.statusCode ?? 0,
     headers,
     body,
     url,
@@ -285,9 +356,7 @@ function wrapResponse(res: Dispatcher.ResponseData, url: string): HttpResponse {
         return "";
       }
     },
-    async dump() {
-      await body.dump({ limit: 256 * 1024 }).catch(() => {});
-    },
+    dump: () => dump(),
   };
 }
 
