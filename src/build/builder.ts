@@ -134,6 +134,12 @@ const goQuoteList = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(
  */
 export class Builder {
   readonly snapshots: Snapshotter;
+  /**
+   * Layer blobs written but not yet committed (fsync, rename, then their records), by diff
+   * ID: the fsync of a 100 MB layer runs while the next steps do, and the build awaits them
+   * all before it hands the image over. Whatever reads a blob awaits its commit first.
+   */
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(
     readonly store: Store,
@@ -349,9 +355,12 @@ export class Builder {
       // target still waits for another was an unhandled rejection, a crash).
       await Promise.all(all);
       final = await runStage(targetStage);
+      // Every layer blob committed and recorded before the image refers to them.
+      await this.settle();
     } catch (e) {
       stop.abort(e);
       await Promise.allSettled(all);
+      await this.settle().catch(() => {});
       throw e;
     } finally {
       await Promise.all([
@@ -656,11 +665,15 @@ export class Builder {
     }
     const layer = await make();
     const created = new Date().toISOString();
-    await this.store.meta.update((doc) => {
-      doc.buildCache ??= {};
-      doc.buildCache[key] = { diffId: layer?.diffId ?? null, created, lastUsed: created };
-      if (layer && !doc.layers[layer.diffId]) doc.layers[layer.diffId] = layer;
-    });
+    const record = () =>
+      this.store.meta.update((doc) => {
+        doc.buildCache ??= {};
+        doc.buildCache[key] = { diffId: layer?.diffId ?? null, created, lastUsed: created };
+        if (layer && !doc.layers[layer.diffId]) doc.layers[layer.diffId] = layer;
+      });
+    // A layer whose blob is still being committed is recorded once it is there.
+    if (layer && this.pending.has(layer.diffId)) this.defer(layer.diffId, Promise.resolve(), record);
+    else await record();
     progress.done(vertex);
     return { layer, created, hit: false };
   }
@@ -724,7 +737,32 @@ export class Builder {
   }
 
   private layerSources(layers: LayerRecord[]): LayerSource[] {
-    return layers.map((l) => ({ diffId: l.diffId, open: () => this.store.content.open(l.diffId) }));
+    return layers.map((l) => ({
+      diffId: l.diffId,
+      open: async () => {
+        await this.pending.get(l.diffId);
+        return this.store.content.open(l.diffId);
+      },
+    }));
+  }
+
+  /** Commit a staged layer in the background (see `pending`); `then` runs after it. */
+  private defer(diffId: string, commit: Promise<void>, then?: () => Promise<unknown>): void {
+    const prev = this.pending.get(diffId);
+    const p = Promise.all([prev, commit]).then(async () => {
+      await then?.();
+    });
+    p.catch(() => {}); // awaited by settle(); not an unhandled rejection meanwhile
+    this.pending.set(diffId, p);
+  }
+
+  /** Wait for every deferred commit; the first failure is thrown after all have settled. */
+  private async settle(): Promise<void> {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    const r = await Promise.allSettled(all);
+    const failed = r.find((x): x is PromiseRejectedResult => x.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   private async copy(
@@ -948,7 +986,7 @@ export class Builder {
               cold: true,
               hashed: (it, hex) => statCache.record((it.source as { abs: string }).abs, it.entry!, hex),
             }),
-            { tees: stagedTee ? [stagedTee.sink as Writable] : [], known },
+            { tees: stagedTee ? [stagedTee.sink as Writable] : [], known, deferSync: true },
           );
         } catch (e) {
           await stagedTee?.abort();
@@ -981,22 +1019,20 @@ export class Builder {
       try {
         r = await this.cached(key, !!b.req.noCache, v, b.progress, async () => {
           if (staged) {
-            await staged.commit();
             if (stagedTee) await stagedTee.commit(chainOfLayer(staged.record));
+            this.defer(staged.record.diffId, staged.commit());
             return staged.record;
           }
           if (!items.length && !newDirs.length) return null;
           const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
           try {
-            const layer = await this.store.ingestLayer(
+            const st = await this.store.stageLayer(
               copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
-              {
-                tees: tee ? [tee.sink as Writable] : [],
-                known,
-              },
+              { tees: tee ? [tee.sink as Writable] : [], known, deferSync: true },
             );
-            if (tee) await tee.commit(chainOfLayer(layer));
-            return layer;
+            if (tee) await tee.commit(chainOfLayer(st.record));
+            this.defer(st.record.diffId, st.commit());
+            return st.record;
           } catch (e) {
             await tee?.abort();
             throw e;

@@ -37,6 +37,11 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** Groups staged files of one operation so it can drop them all (see discardGroup). */
   group?: string;
+  /**
+   * Leave the fsync to commit(): the caller goes on while the bytes are still being written
+   * back, and commits (syncs, then renames) later, before anything refers to the blob.
+   */
+  deferSync?: boolean;
 }
 
 /** A verified blob written to ingest/ but not yet visible: commit() or discard() it. */
@@ -201,7 +206,7 @@ export class ContentStore {
     });
     try {
       await pipeline(source as NodeJS.ReadableStream, sink, { signal: opts.signal });
-      await fh.sync();
+      if (!opts.deferSync) await fh.sync();
       await fh.close();
       const digest = `${alg}:${hash.digest("hex")}` as Digest;
       if (opts.expected?.size !== undefined && size !== opts.expected.size)
@@ -219,6 +224,14 @@ export class ContentStore {
         commit: async () => {
           if (done) return;
           done = true;
+          if (opts.deferSync) {
+            const f = await fsp.open(tmp, "r");
+            try {
+              await f.sync();
+            } finally {
+              await f.close();
+            }
+          }
           await this.commitFile(tmp, digest);
         },
         discard: async () => {

@@ -66,6 +66,8 @@ export interface LayerIngestOptions {
    * tar again. Anything read from outside goes through the scanner.
    */
   known?: { index: LayerIndex; contentSize: number };
+  /** stageLayer only: fsync at commit rather than before returning (see IngestOptions). */
+  deferSync?: boolean;
 }
 
 export class Store {
@@ -126,14 +128,15 @@ export class Store {
       tees: [...(scanner ? [scanner] : []), ...(opts.tees ?? [])],
       what: opts.what ?? "layer",
       signal: opts.signal,
+      deferSync: opts.deferSync,
     });
     const scan = scanner ? scanner.result() : opts.known!;
+    // The index is saved now: steps that run before the commit read it (an index whose blob
+    // never comes is inert).
+    if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
     return {
       record: { diffId: r.digest, size: r.size, contentSize: scan.contentSize },
-      commit: async () => {
-        await r.commit();
-        if (scan.index) await this.saveLayerIndex(r.digest, scan.index);
-      },
+      commit: () => r.commit(),
       discard: () => r.discard(),
     };
   }
