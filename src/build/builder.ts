@@ -1024,6 +1024,33 @@ export class Builder {
             return staged.record;
           }
           if (!items.length && !newDirs.length) return null;
+          // The same bytes as a layer made before (this COPY under another parent: its tar
+          // does not depend on the parent): that blob, without packing anything again.
+          const content = items.every((it) => it.type !== "archive" && (it.type !== "file" || it.digest))
+            ? h(
+                "layer-content",
+                [...newDirs, ...items]
+                  .sort((x, y) => (x.dest < y.dest ? -1 : x.dest > y.dest ? 1 : 0))
+                  .map((it) => [
+                    it.dest,
+                    it.type,
+                    it.mode,
+                    it.uid,
+                    it.gid,
+                    Math.floor(it.mtimeMs / 1000),
+                    it.size,
+                    it.linkTarget ?? null,
+                    it.digest ?? null,
+                  ]),
+              )
+            : undefined;
+          const memo = content ? await b.copyMemo() : undefined;
+          const sameAs = content ? memo!.get(`layer:${content}`) : undefined;
+          if (sameAs) {
+            const doc = await this.store.meta.read();
+            const rec = doc.layers[sameAs];
+            if (rec && (await this.store.content.has(rec.diffId))) return rec;
+          }
           const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
           try {
             const st = await this.store.stageLayer(
@@ -1032,6 +1059,7 @@ export class Builder {
             );
             if (tee) await tee.commit(chainOfLayer(st.record));
             this.defer(st.record.diffId, st.commit());
+            if (content) memo!.set(`layer:${content}`, st.record.diffId);
             return st.record;
           } catch (e) {
             await tee?.abort();

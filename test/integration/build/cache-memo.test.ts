@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
@@ -145,6 +145,31 @@ describe("build cache: unchanged COPY sources skip the work, changed ones never 
       expect(leftovers()).toEqual([]);
     },
   );
+
+  it("a COPY re-run under a new parent reuses the same layer, and a changed one does not", async () => {
+    const layers = async () => {
+      const archive = path.join(t.dir, "layers.tar");
+      expect((await strata(root, ["save", "-o", archive, "memo:1"])).code).toBe(0);
+      const [img] = await readDockerArchive(archive);
+      return (img!.config.rootfs as { diff_ids: string[] }).diff_ids;
+    };
+    const before = await layers();
+    // deps/ changes: the two COPYs after it run again under a new parent.
+    writeFileSync(path.join(ctx, "deps/lib.js"), "module.exports = 2;\n");
+    expect(ranSteps(await build())).toEqual(ALL);
+    const after = await layers();
+    expect(after[after.length - 3]).not.toBe(before[before.length - 3]);
+    expect(after.slice(-2)).toEqual(before.slice(-2));
+    // ...and a change of mode in src/ under the new parent is a new layer with the new mode.
+    chmodSync(path.join(ctx, "src/main.py"), 0o600);
+    writeFileSync(path.join(ctx, "deps/lib.js"), "module.exports = 3;\n");
+    expect(ranSteps(await build())).toEqual(ALL);
+    const third = await layers();
+    expect(third.slice(-1)).not.toEqual(after.slice(-1));
+    expect((await files()).get("src/main.py")?.mode! & 0o777).toBe(0o600);
+    chmodSync(path.join(ctx, "src/main.py"), 0o644);
+    await build();
+  });
 
   it("an unreadable memo file is only a slower build", async () => {
     const id = await imageId();
