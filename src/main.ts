@@ -55,7 +55,8 @@ async function contextListingEarly(argv: string[]): Promise<Map<string, Promise<
     .reverse()
     .find((a) => statSync(a, { throwIfNoEntry: false })?.isDirectory());
   if (!dir) return undefined;
-  const { findListing } = await import("./util/index.js");
+  // util/find.js alone (a small chunk), not util's index: the listing starts before the rest loads.
+  const { findListing } = await import("./util/find.js");
   return new Map([[path.resolve(dir), findListing(dir)]]);
 }
 
