@@ -41,13 +41,13 @@ import {
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
-import { errorMessage, StrataError } from "../util/index.js";
+import { atomicWriteFile, errorMessage, StrataError } from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
 import { contextBindDigest, resolveInRoot } from "./bind.js";
 import { CopyMemo, mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
 import { ContextListing } from "./context-find.js";
-import { type CopyItem, copyLayerStream, resolveCopy } from "./copy.js";
+import { type CopyItem, copyLayerStream, entryKey, type PreviousLayout, resolveCopy } from "./copy.js";
 import type { ProgressSink } from "./progress.js";
 
 /** A base image as the builder needs it; engine/ supplies these (local store, later a registry). */
@@ -634,6 +634,63 @@ export class Builder {
     };
   }
 
+  private layoutPath(identity: string): string {
+    return path.join(this.store.root, "meta", "layouts", `${identity}.json`);
+  }
+
+  /** Where each entry lies in the layer a COPY (by identity) made last, if its blob is still here. */
+  private async previousLayout(
+    identity: string,
+  ): Promise<{ diffId: Digest; layout: PreviousLayout; keys: Map<string, string> } | undefined> {
+    try {
+      const doc = JSON.parse(await fsp.readFile(this.layoutPath(identity), "utf8")) as {
+        version: number;
+        diffId: Digest;
+        entries: [string, string, number, number][];
+      };
+      if (doc.version !== 1 || !(await this.store.content.has(doc.diffId))) return undefined;
+      const entries = new Map<string, [string, number, number]>();
+      const keys = new Map<string, string>();
+      for (const [d, k, o, l] of doc.entries) {
+        entries.set(d, [k, o, l]);
+        keys.set(d, k);
+      }
+      return { diffId: doc.diffId, layout: { blob: this.store.content.blobPath(doc.diffId), entries }, keys };
+    } catch {
+      return undefined; // none, or unreadable: the layer is made from the files
+    }
+  }
+
+  private async saveLayout(identity: string, diffId: Digest, entries: [string, string, number, number][]) {
+    await fsp.mkdir(path.dirname(this.layoutPath(identity)), { recursive: true });
+    await atomicWriteFile(this.layoutPath(identity), JSON.stringify({ version: 1, diffId, entries }), {
+      sync: false,
+    });
+  }
+
+  /**
+   * The snapshot of a COPY layer derived from the one its previous layer has: what changed
+   * is unpacked over a hard-linked copy. Undefined (unpack the whole layer) when that
+   * snapshot is gone or an entry changed type (a directory cannot be replaced in place).
+   */
+  private async deriveSnapshot(
+    previous: { diffId: Digest; keys: Map<string, string> },
+    all: CopyItem[],
+    s: StageState,
+  ) {
+    const now = new Set<string>();
+    const delta: CopyItem[] = [];
+    for (const it of all) {
+      now.add(it.dest);
+      const before = previous.keys.get(it.dest);
+      if (before !== undefined && before.slice(0, before.indexOf("|")) !== it.type) return undefined;
+      if (it.type === "dir" || before !== entryKey(it)) delta.push(it);
+    }
+    const removed = [...previous.keys.keys()].filter((d) => !now.has(d));
+    const from = chainIds([...s.layers.map((x) => x.diffId), previous.diffId]).at(-1)!;
+    return this.snapshots.prepareDerived(from, removed, copyLayerStream(delta, []));
+  }
+
   /** A build-cache record whose layer is still in the store. */
   private async cacheRecord(
     key: string,
@@ -1051,18 +1108,48 @@ export class Builder {
             const rec = doc.layers[sameAs];
             if (rec && (await this.store.content.has(rec.diffId))) return rec;
           }
-          const tee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
+          // The layer this COPY made last time (same parent, same instruction): unchanged
+          // entries are copied from its blob, and its snapshot is derived from the earlier one.
+          const identity = content
+            ? h(
+                "copy-identity",
+                c.kind,
+                s.chain,
+                c.sources,
+                c.dest,
+                cc.WorkingDir,
+                c.chown,
+                c.chmod,
+                c.link,
+                c.exclude,
+                c.kind === "copy" && c.parents,
+              )
+            : undefined;
+          const previous = identity ? await this.previousLayout(identity) : undefined;
+          const wantSnapshot = laterRun && process.getuid?.() === 0;
+          const derived =
+            wantSnapshot && previous
+              ? await this.deriveSnapshot(previous, [...newDirs, ...items], s)
+              : undefined;
+          const tee = wantSnapshot && !derived ? await this.snapshots.unpackTee() : undefined;
+          const layout: [string, string, number, number][] = [];
           try {
             const st = await this.store.stageLayer(
-              copyLayerStream(items, newDirs, (p) => tree.dirs.has(p)),
+              copyLayerStream(items, newDirs, (p) => tree.dirs.has(p), {
+                previous: previous?.layout,
+                layout: identity ? (d, k, o, l) => layout.push([d, k, o, l]) : undefined,
+              }),
               { tees: tee ? [tee.sink as Writable] : [], known, deferSync: true },
             );
             if (tee) await tee.commit(chainOfLayer(st.record));
+            if (derived) await derived.commit(chainOfLayer(st.record));
             this.defer(st.record.diffId, st.commit());
             if (content) memo!.set(`layer:${content}`, st.record.diffId);
+            if (identity) await this.saveLayout(identity, st.record.diffId, layout);
             return st.record;
           } catch (e) {
             await tee?.abort();
+            await derived?.abort();
             throw e;
           }
         });

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream, readFile, readFileSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readFile, readFileSync, readSync } from "node:fs";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -311,6 +311,26 @@ export interface LayerStreamOptions {
    * through the thread pool, rather than one synchronous read after another.
    */
   cold?: boolean;
+  /** An earlier layer of the same COPY: entries whose tar fields are unchanged are copied from its blob. */
+  previous?: PreviousLayout;
+  /** Told, for each entry, its tar fields' key and where its bytes lie in this layer. */
+  layout?: (dest: string, key: string, offset: number, length: number) => void;
+}
+
+/** Where each entry of an earlier layer lies in its blob: dest -> [key, offset, length]. */
+export interface PreviousLayout {
+  blob: string;
+  entries: Map<string, [string, number, number]>;
+}
+
+/**
+ * Everything an entry's bytes in a COPY layer depend on (its header fields and content
+ * digest); undefined for a file whose digest is not known yet.
+ */
+export function entryKey(it: CopyItem): string | undefined {
+  if (it.type === "file" && !it.digest) return undefined;
+  if (it.type === "archive") return undefined;
+  return `${it.type}|${it.mode}|${it.uid}|${it.gid}|${Math.floor(it.mtimeMs / 1000)}|${it.type === "file" ? it.size : 0}|${it.linkTarget ?? ""}|${it.digest ?? ""}`;
 }
 
 /** Small files read ahead of the packer when they are cold. */
@@ -356,54 +376,107 @@ async function* layerChunks(all: CopyItem[], opts: LayerStreamOptions): AsyncGen
   };
   const changed = (it: CopyItem) =>
     new StrataError("IO_ERROR", `${it.dest}: file changed while it was being copied`);
-  for (const [i, it] of all.entries()) {
-    if (opts.cold) readAhead(i + READ_AHEAD);
-    const base = {
-      name: it.dest,
-      mode: it.mode,
-      uid: it.uid,
-      gid: it.gid,
-      mtime: Math.floor(it.mtimeMs / 1000),
-    };
-    if (it.type === "dir") push(tarHeader({ ...base, type: "directory" }));
-    else if (it.type === "symlink")
-      push(tarHeader({ ...base, type: "symlink", linkname: it.linkTarget ?? "" }));
-    else if (it.source && "data" in it.source) {
-      const data = it.source.data;
-      push(tarHeader({ ...base, type: "file", size: data.length }));
-      push(data);
-      push(tarPadding(data.length));
-    } else if (it.size <= SMALL_FILE) {
-      // Read synchronously unless cold: the build hashed these files just before (their
-      // pages are cached), and a sync read is several times cheaper than the thread pool's
-      // open/fstat/read/close round trips (2,000 small files: 16 ms against 60–130 ms).
-      const pending = ahead.get(i);
-      ahead.delete(i);
-      const data = pending ? await pending : readFileSync(abs(it));
-      if (data.length !== it.size) throw changed(it);
-      digestOf(it, data);
-      push(tarHeader({ ...base, type: "file", size: data.length }));
-      push(data);
-      push(tarPadding(data.length));
-    } else {
-      push(tarHeader({ ...base, type: "file", size: it.size }));
-      yield take();
-      let n = 0;
-      const h = opts.hashed && !it.digest ? createHash("sha256") : undefined;
-      const src = createReadStream(abs(it), { highWaterMark: BATCH, end: it.size - 1 });
-      for await (const chunk of src as AsyncIterable<Buffer>) {
-        n += chunk.length;
-        h?.update(chunk);
-        yield chunk;
-      }
-      if (n !== it.size) throw changed(it);
-      if (h) digestOf(it, h);
-      push(tarPadding(it.size));
+  // Unchanged entries of the previous layer: consecutive ones are read from its blob as one range.
+  let emitted = 0;
+  let fd: number | undefined;
+  let range: { start: number; length: number } | undefined;
+  const flushRange = () => {
+    if (!range) return;
+    const buf = Buffer.allocUnsafe(range.length);
+    for (let got = 0; got < range.length; ) {
+      const n = readSync(fd!, buf, got, range.length - got, range.start + got);
+      if (n === 0) throw new StrataError("IO_ERROR", "the previous layer's blob is shorter than recorded");
+      got += n;
     }
-    if (bytes >= BATCH) yield take();
+    range = undefined;
+    push(buf);
+  };
+  const pos = () => emitted + bytes + (range?.length ?? 0);
+  try {
+    for (const [i, it] of all.entries()) {
+      if (opts.cold) readAhead(i + READ_AHEAD);
+      const key = opts.previous || opts.layout ? entryKey(it) : undefined;
+      const start = pos();
+      const prev = key !== undefined ? opts.previous?.entries.get(it.dest) : undefined;
+      if (prev && prev[0] === key) {
+        fd ??= openSync(opts.previous!.blob, "r");
+        if (range && range.start + range.length === prev[1]) range.length += prev[2];
+        else {
+          flushRange();
+          range = { start: prev[1], length: prev[2] };
+        }
+        if (range.length >= BATCH) flushRange();
+        opts.layout?.(it.dest, key!, start, prev[2]);
+        if (bytes >= BATCH) {
+          const out = take();
+          emitted += out.length;
+          yield out;
+        }
+        continue;
+      }
+      flushRange();
+      const base = {
+        name: it.dest,
+        mode: it.mode,
+        uid: it.uid,
+        gid: it.gid,
+        mtime: Math.floor(it.mtimeMs / 1000),
+      };
+      if (it.type === "dir") push(tarHeader({ ...base, type: "directory" }));
+      else if (it.type === "symlink")
+        push(tarHeader({ ...base, type: "symlink", linkname: it.linkTarget ?? "" }));
+      else if (it.source && "data" in it.source) {
+        const data = it.source.data;
+        push(tarHeader({ ...base, type: "file", size: data.length }));
+        push(data);
+        push(tarPadding(data.length));
+      } else if (it.size <= SMALL_FILE) {
+        // Read synchronously unless cold: the build hashed these files just before (their
+        // pages are cached), and a sync read is several times cheaper than the thread pool's
+        // open/fstat/read/close round trips (2,000 small files: 16 ms against 60–130 ms).
+        const pending = ahead.get(i);
+        ahead.delete(i);
+        const data = pending ? await pending : readFileSync(abs(it));
+        if (data.length !== it.size) throw changed(it);
+        digestOf(it, data);
+        push(tarHeader({ ...base, type: "file", size: data.length }));
+        push(data);
+        push(tarPadding(data.length));
+      } else {
+        push(tarHeader({ ...base, type: "file", size: it.size }));
+        const head = take();
+        emitted += head.length;
+        yield head;
+        let n = 0;
+        const h = opts.hashed && !it.digest ? createHash("sha256") : undefined;
+        const src = createReadStream(abs(it), { highWaterMark: BATCH, end: it.size - 1 });
+        for await (const chunk of src as AsyncIterable<Buffer>) {
+          n += chunk.length;
+          h?.update(chunk);
+          emitted += chunk.length;
+          yield chunk;
+        }
+        if (n !== it.size) throw changed(it);
+        if (h) digestOf(it, h);
+        push(tarPadding(it.size));
+      }
+      if (key !== undefined) opts.layout?.(it.dest, key, start, pos() - start);
+      else if (opts.layout) {
+        const k = entryKey(it);
+        if (k !== undefined) opts.layout(it.dest, k, start, pos() - start);
+      }
+      if (bytes >= BATCH) {
+        const out = take();
+        emitted += out.length;
+        yield out;
+      }
+    }
+    flushRange();
+    push(TAR_END);
+    yield take();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  push(TAR_END);
-  yield take();
 }
 
 /** The general tar stream, for a layer an archive is unpacked into (ADD of a local tar). */

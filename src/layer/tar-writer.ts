@@ -131,9 +131,19 @@ interface UstarFields {
   linkname: string;
 }
 
-function ustarBlock(f: UstarFields): Buffer {
+/** The fixed parts of every header: magic and version, devmajor/devminor zero. */
+const TEMPLATE = (() => {
   const b = Buffer.alloc(TAR_BLOCK);
-  b.write(f.name, 0, 100, "utf8");
+  b.write("ustar\u000000", 257, 8, "latin1");
+  octal(b, 329, 8, 0);
+  octal(b, 337, 8, 0);
+  return b;
+})();
+
+function ustarBlock(f: UstarFields): Buffer {
+  const b = Buffer.allocUnsafe(TAR_BLOCK);
+  TEMPLATE.copy(b);
+  writeText(b, 0, 100, f.name);
   octal(b, 100, 8, f.mode);
   numeric(b, 108, 8, f.uid);
   numeric(b, 116, 8, f.gid);
@@ -141,15 +151,28 @@ function ustarBlock(f: UstarFields): Buffer {
   octal(b, 136, 12, f.mtime);
   b.fill(0x20, 148, 156); // the checksum field counts as spaces
   b[156] = f.typeflag;
-  b.write(f.linkname, 157, 100, "utf8");
-  b.write("ustar\u000000", 257, 8, "latin1");
-  octal(b, 329, 8, 0); // devmajor
-  octal(b, 337, 8, 0); // devminor
-  b.write(f.prefix, 345, 155, "utf8");
+  if (f.linkname) writeText(b, 157, 100, f.linkname);
+  if (f.prefix) writeText(b, 345, 155, f.prefix);
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK; i++) sum += b[i]!;
-  b.write(`${sum.toString(8).padStart(6, "0")}\u0000 `, 148, 8, "latin1");
+  octal(b, 148, 7, sum); // six digits and a NUL; the space after stays
   return b;
+}
+
+/** A name field: ASCII byte by byte (the common case), anything else through UTF-8. */
+function writeText(b: Buffer, at: number, len: number, text: string): void {
+  const n = text.length;
+  if (n <= len) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[at + i] = c;
+    }
+    if (i === n) return;
+  }
+  b.fill(0, at, at + len);
+  b.write(text, at, len, "utf8");
 }
 
 /** Octal when it fits in `len - 1` digits, else GNU base-256 (high bit set, big-endian). */
@@ -169,5 +192,10 @@ function numeric(b: Buffer, at: number, len: number, n: number): void {
 
 /** A zero-padded octal number filling `len - 1` bytes, then NUL. */
 function octal(b: Buffer, at: number, len: number, n: number): void {
-  b.write(`${n.toString(8).padStart(len - 1, "0")}\u0000`, at, len, "latin1");
+  let v = n;
+  for (let i = at + len - 2; i >= at; i--) {
+    b[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
+  b[at + len - 1] = 0;
 }

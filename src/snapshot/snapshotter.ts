@@ -153,6 +153,51 @@ export class Snapshotter {
     };
   }
 
+  /**
+   * A layer's snapshot made from an earlier one instead of unpacking the whole layer: the
+   * earlier snapshot hard-linked (snapshot files are never written once committed; tar
+   * replaces a file by unlinking it first, so the earlier snapshot is left as it was), the
+   * `remove`d paths deleted, then `delta` (a tar of the changed entries and every directory,
+   * which sets their metadata last) unpacked over it. Undefined when the earlier snapshot
+   * is not there. `commit` names it for `chainId`.
+   */
+  async prepareDerived(
+    from: Digest,
+    remove: string[],
+    delta: NodeJS.ReadableStream,
+  ): Promise<{ commit(chainId: Digest): Promise<void>; abort(): Promise<void> } | undefined> {
+    const src = path.join(this.dir, digestHex(from), "fs");
+    if (!(await exists(src))) return undefined;
+    const tmp = await this.tempSnapshot();
+    const work = (async () => {
+      await fsp.rmdir(path.join(tmp, "fs"));
+      await runTool("cp", ["-a", "--link", src, path.join(tmp, "fs")]);
+      for (const r of remove) await fsp.rm(path.join(tmp, "fs", r), { recursive: true, force: true });
+      await runTool("tar", unpackArgs(path.join(tmp, "fs")), { input: delta });
+    })();
+    work.catch(() => {});
+    return {
+      commit: async (chainId) => {
+        try {
+          await work;
+        } catch (e) {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          throw new StrataError("IO_ERROR", `deriving the layer's snapshot failed: ${(e as Error).message}`);
+        }
+        const dest = path.join(this.dir, digestHex(chainId));
+        try {
+          await fsp.rename(tmp, dest);
+        } catch {
+          await fsp.rm(tmp, { recursive: true, force: true }); // made by someone else meanwhile
+        }
+      },
+      abort: async () => {
+        await work.catch(() => {});
+        await fsp.rm(tmp, { recursive: true, force: true });
+      },
+    };
+  }
+
   /** A writable overlay over the chain (or an empty root for scratch). */
   async prepare(lowers: string[]): Promise<ActiveSnapshot> {
     const base = path.join(this.dir, `active-${process.pid}-${randomBytes(4).toString("hex")}`);

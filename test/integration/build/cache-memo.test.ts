@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
@@ -170,6 +170,86 @@ describe("build cache: unchanged COPY sources skip the work, changed ones never 
     chmodSync(path.join(ctx, "src/main.py"), 0o644);
     await build();
   });
+
+  it.runIf(need.ok)(
+    "a COPY re-run copies unchanged entries from its last layer and derives its snapshot: RUN sees every change, the old image keeps its files",
+    async () => {
+      const df = path.join(t.dir, "tree.Dockerfile");
+      writeFileSync(
+        df,
+        "FROM base:1\nCOPY tree/ /tree/\nRUN find /tree | sort > /listing && cat /tree/a/f1.txt > /f1 && stat -c %a /tree/b/keep.txt > /mode\n",
+      );
+      writeContext(path.join(ctx, "tree"), {
+        "a/f1.txt": "one\n",
+        "a/f2.txt": "two\n",
+        "b/keep.txt": "keep\n",
+        "b/gone.txt": "gone\n",
+        ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`d/x${i}.txt`, `x${i}\n`])),
+      });
+      const b = async (tag: string) => {
+        const r = await strata(root, ["build", "--progress", "plain", "-f", df, "-t", tag, ctx]);
+        expect(r.code, r.stderr).toBe(0);
+        return r.stderr;
+      };
+      const fileOf = async (tag: string, p: string) => {
+        const archive = path.join(t.dir, "tree-img.tar");
+        expect((await strata(root, ["save", "-o", archive, tag])).code).toBe(0);
+        const [img] = await readDockerArchive(archive);
+        return (await flatten(img!.layers)).get(p);
+      };
+      await b("tree:1");
+      expect(readdirSync(path.join(root, "meta/layouts")).length).toBeGreaterThan(0);
+      writeFileSync(path.join(ctx, "tree/a/f1.txt"), "ONE changed\n");
+      rmSync(path.join(ctx, "tree/b/gone.txt"));
+      writeFileSync(path.join(ctx, "tree/c-new.txt"), "new\n");
+      chmodSync(path.join(ctx, "tree/b/keep.txt"), 0o600);
+      expect(ranSteps(await b("tree:2"))).toHaveLength(2);
+      const listing = (await fileOf("tree:2", "listing"))!;
+      expect(listing.digest).toBe(
+        sha(
+          `${[
+            "/tree",
+            "/tree/a",
+            "/tree/a/f1.txt",
+            "/tree/a/f2.txt",
+            "/tree/b",
+            "/tree/b/keep.txt",
+            "/tree/c-new.txt",
+            "/tree/d",
+            ...Array.from({ length: 20 }, (_, i) => `/tree/d/x${i}.txt`).sort(),
+          ]
+            .sort()
+            .join("\n")}\n`,
+        ),
+      );
+      expect((await fileOf("tree:2", "f1"))?.digest).toBe(sha("ONE changed\n"));
+      expect((await fileOf("tree:2", "mode"))?.digest).toBe(sha("600\n"));
+      // The first image's snapshot was hard-linked, never written: a container of it sees the old files.
+      const old = await strata(root, [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "tree:1",
+        "cat",
+        "/tree/a/f1.txt",
+        "/tree/b/gone.txt",
+      ]);
+      expect(old.stdout).toBe("one\ngone\n");
+      const mode = await strata(root, [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "tree:1",
+        "stat",
+        "-c",
+        "%a",
+        "/tree/b/keep.txt",
+      ]);
+      expect(mode.stdout.trim()).toBe("644");
+    },
+  );
 
   it("an unreadable memo file is only a slower build", async () => {
     const id = await imageId();
