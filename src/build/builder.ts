@@ -1034,6 +1034,25 @@ export class Builder {
       const chainOfLayer = (l: LayerRecord) => chainIds([...s.layers.map((x) => x.diffId), l.diffId]).at(-1)!;
       let staged: Awaited<ReturnType<Store["stageLayer"]>> | undefined;
       let stagedTee: Awaited<ReturnType<Snapshotter["unpackTee"]>> | undefined;
+      // Which COPY this is, whatever its sources hold: the layer it makes records where each
+      // entry lies (meta/layouts), so that the next run under the same parent builds on it.
+      const identity =
+        !from && !items.some((it) => it.type === "archive")
+          ? h(
+              "copy-identity",
+              c.kind,
+              s.chain,
+              c.sources,
+              c.dest,
+              cc.WorkingDir,
+              c.chown,
+              c.chmod,
+              c.link,
+              c.exclude,
+              c.kind === "copy" && c.parents,
+            )
+          : undefined;
+      const stagedLayout: [string, string, number, number][] = [];
       if (speculate) {
         const { statCache } = speculate;
         stagedTee = laterRun && process.getuid?.() === 0 ? await this.snapshots.unpackTee() : undefined;
@@ -1042,6 +1061,7 @@ export class Builder {
             copyLayerStream(items, newDirs, (p) => tree.dirs.has(p), {
               cold: true,
               hashed: (it, hex) => statCache.record((it.source as { abs: string }).abs, it.entry!, hex),
+              layout: identity ? (d, k, o, l) => stagedLayout.push([d, k, o, l]) : undefined,
             }),
             { tees: stagedTee ? [stagedTee.sink as Writable] : [], known, deferSync: true },
           );
@@ -1078,6 +1098,7 @@ export class Builder {
           if (staged) {
             if (stagedTee) await stagedTee.commit(chainOfLayer(staged.record));
             this.defer(staged.record.diffId, staged.commit());
+            if (identity) await this.saveLayout(identity, staged.record.diffId, stagedLayout);
             return staged.record;
           }
           if (!items.length && !newDirs.length) return null;
@@ -1109,23 +1130,9 @@ export class Builder {
             if (rec && (await this.store.content.has(rec.diffId))) return rec;
           }
           // The layer this COPY made last time (same parent, same instruction): unchanged
-          // entries are copied from its blob, and its snapshot is derived from the earlier one.
-          const identity = content
-            ? h(
-                "copy-identity",
-                c.kind,
-                s.chain,
-                c.sources,
-                c.dest,
-                cc.WorkingDir,
-                c.chown,
-                c.chmod,
-                c.link,
-                c.exclude,
-                c.kind === "copy" && c.parents,
-              )
-            : undefined;
-          const previous = identity ? await this.previousLayout(identity) : undefined;
+          // entries are copied from its blob, and its snapshot is derived from the earlier one
+          // (when every entry's content is known: a key needs its digest).
+          const previous = identity && content ? await this.previousLayout(identity) : undefined;
           const wantSnapshot = laterRun && process.getuid?.() === 0;
           const derived =
             wantSnapshot && previous
