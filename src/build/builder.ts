@@ -1105,22 +1105,14 @@ export class Builder {
           // The same bytes as a layer made before (this COPY under another parent: its tar
           // does not depend on the parent): that blob, without packing anything again.
           const content = items.every((it) => it.type !== "archive" && (it.type !== "file" || it.digest))
-            ? h(
-                "layer-content",
-                [...newDirs, ...items]
-                  .sort((x, y) => (x.dest < y.dest ? -1 : x.dest > y.dest ? 1 : 0))
-                  .map((it) => [
-                    it.dest,
-                    it.type,
-                    it.mode,
-                    it.uid,
-                    it.gid,
-                    Math.floor(it.mtimeMs / 1000),
-                    it.size,
-                    it.linkTarget ?? null,
-                    it.digest ?? null,
-                  ]),
-              )
+            ? (() => {
+                const hc = createHash("sha256").update("layer-content\n");
+                for (const it of [...newDirs, ...items].sort((x, y) =>
+                  x.dest < y.dest ? -1 : x.dest > y.dest ? 1 : 0,
+                ))
+                  hc.update(`${it.dest}\0${entryKey(it)}\n`);
+                return hc.digest("hex");
+              })()
             : undefined;
           const memo = content ? await b.copyMemo() : undefined;
           const sameAs = content ? memo!.get(`layer:${content}`) : undefined;

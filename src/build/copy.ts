@@ -33,6 +33,8 @@ export interface CopyItem {
   topLevel?: boolean;
   /** For `archive` items: how to read it, and the --chown that replaces its owners. */
   archive?: { compression: Compression; chown?: { uid: number; gid: number } };
+  /** entryKey's result, kept once the digest is known. */
+  key?: string;
 }
 
 /** Files up to this size are read in one call; larger ones stream. */
@@ -200,24 +202,38 @@ export function resolveCopy(
       `When using ${o.name} with more than one source file, the destination must be a directory and end with a /`,
     );
   const items: CopyItem[] = [];
-  const own = (e: ContextEntry) => ({
-    uid: o.chown?.uid ?? (o.keepOwner ? e.uid : 0),
-    gid: o.chown?.gid ?? (o.keepOwner ? e.gid : 0),
-    mode: o.chmod ?? e.mode & 0o7777,
-  });
+  // One object literal per item, no spreads: a COPY of 10,000 files makes 10,000 of them.
+  const root = contextRoot.endsWith("/") ? contextRoot : `${contextRoot}/`;
   const add = (rel: string, e: ContextEntry, to: string) => {
-    const base = { dest: to, mtimeMs: e.mtimeMs, ...own(e) };
+    const uid = o.chown?.uid ?? (o.keepOwner ? e.uid : 0);
+    const gid = o.chown?.gid ?? (o.keepOwner ? e.gid : 0);
+    const mode = o.chmod ?? e.mode & 0o7777;
     if (e.type === "file")
       items.push({
-        ...base,
+        dest: to,
         type: "file",
+        mode,
+        uid,
+        gid,
+        mtimeMs: e.mtimeMs,
         size: e.size,
-        source: { abs: path.join(contextRoot, rel) },
+        // rel is a clean relative path (from the listing): joining needs no normalising.
+        source: { abs: rel ? root + rel : contextRoot },
         entry: e,
       });
     else if (e.type === "symlink")
-      items.push({ ...base, type: "symlink", size: 0, linkTarget: e.linkTarget ?? "" });
-    else if (e.type === "dir") items.push({ ...base, type: "dir", size: 0 });
+      items.push({
+        dest: to,
+        type: "symlink",
+        mode,
+        uid,
+        gid,
+        mtimeMs: e.mtimeMs,
+        size: 0,
+        linkTarget: e.linkTarget ?? "",
+      });
+    else if (e.type === "dir")
+      items.push({ dest: to, type: "dir", mode, uid, gid, mtimeMs: e.mtimeMs, size: 0 });
   };
   const destDirs = new Set<string>();
   for (const m of matches) {
@@ -328,9 +344,11 @@ export interface PreviousLayout {
  * digest); undefined for a file whose digest is not known yet.
  */
 export function entryKey(it: CopyItem): string | undefined {
+  if (it.key !== undefined) return it.key;
   if (it.type === "file" && !it.digest) return undefined;
   if (it.type === "archive") return undefined;
-  return `${it.type}|${it.mode}|${it.uid}|${it.gid}|${Math.floor(it.mtimeMs / 1000)}|${it.type === "file" ? it.size : 0}|${it.linkTarget ?? ""}|${it.digest ?? ""}`;
+  it.key = `${it.type}|${it.mode}|${it.uid}|${it.gid}|${Math.floor(it.mtimeMs / 1000)}|${it.type === "file" ? it.size : 0}|${it.linkTarget ?? ""}|${it.digest ?? ""}`;
+  return it.key;
 }
 
 /** Small files read ahead of the packer when they are cold. */
