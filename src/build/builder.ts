@@ -117,6 +117,26 @@ interface TreeView {
   files: Set<string>;
 }
 
+/**
+ * Which COPY/ADD this is under its parent, whatever its sources hold: the parent chain (its
+ * tree, its /etc/passwd for --chown names) and the instruction's fields.
+ */
+function copyIdentity(c: CopyCommand | AddCommand, chain: string, workdir: string | undefined): string {
+  return h(
+    "copy-identity",
+    c.kind,
+    chain,
+    c.sources,
+    c.dest,
+    workdir,
+    c.chown,
+    c.chmod,
+    c.link,
+    c.exclude,
+    c.kind === "copy" && c.parents,
+  );
+}
+
 /** Files a COPY must miss in the stat cache before it hashes them while packing its layer. */
 const SPECULATE_FILES = 64;
 
@@ -842,19 +862,7 @@ export class Builder {
     if (c.kind === "copy" && !from && !c.heredocs.length && !b.req.noCache) {
       const sig = await b.quickSignature(c.sources);
       if (sig) {
-        quick = h(
-          "copy-quick",
-          s.chain,
-          c.sources,
-          c.dest,
-          cc.WorkingDir,
-          c.chown,
-          c.chmod,
-          c.link,
-          c.exclude,
-          c.parents,
-          sig,
-        );
+        quick = h("copy-quick", copyIdentity(c, s.chain, cc.WorkingDir), sig);
         const key = (await b.copyMemo()).get(quick);
         const rec = key ? await this.cacheRecord(key) : undefined;
         if (rec) {
@@ -1038,19 +1046,7 @@ export class Builder {
       // entry lies (meta/layouts), so that the next run under the same parent builds on it.
       const identity =
         !from && !items.some((it) => it.type === "archive")
-          ? h(
-              "copy-identity",
-              c.kind,
-              s.chain,
-              c.sources,
-              c.dest,
-              cc.WorkingDir,
-              c.chown,
-              c.chmod,
-              c.link,
-              c.exclude,
-              c.kind === "copy" && c.parents,
-            )
+          ? copyIdentity(c, s.chain, cc.WorkingDir)
           : undefined;
       const stagedLayout: [string, string, number, number][] = [];
       if (speculate) {

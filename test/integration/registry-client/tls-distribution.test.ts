@@ -14,6 +14,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
+import { testPki } from "../../helpers/pki.js";
 import { clientEnv, type Distribution, startDistribution, tmp } from "../../helpers/registry-client.js";
 import { requires } from "../../helpers/tools.js";
 
@@ -35,40 +36,7 @@ describe.skipIf(!need.ok || !ip)(
     let mutual: Distribution;
     let root: string;
 
-    const o = (args: string[]) => execFileSync("openssl", args, { cwd: pki, stdio: "ignore" });
     /** A key and a certificate signed by the test CA, with `ext` (subjectAltName, extendedKeyUsage). */
-    const issue = (name: string, subject: string, ext: string) => {
-      o([
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        `${name}.key`,
-        "-out",
-        `${name}.csr`,
-        "-subj",
-        subject,
-      ]);
-      writeFileSync(path.join(pki, `${name}.ext`), ext);
-      o([
-        "x509",
-        "-req",
-        "-in",
-        `${name}.csr`,
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        `${name}.crt`,
-        "-days",
-        "2",
-        "-extfile",
-        `${name}.ext`,
-      ]);
-    };
     /** A certs.d tree with `files` (name -> PEM file in the PKI dir) for both registries. */
     const certsDir = (name: string, files: Record<string, string>) => {
       const d = path.join(dir, name);
@@ -83,22 +51,7 @@ describe.skipIf(!need.ok || !ip)(
     beforeAll(async () => {
       dir = tmp("tls-dist");
       pki = path.join(dir, "pki");
-      mkdirSync(pki);
-      o([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=strata test CA",
-      ]);
+      const { issue } = testPki(pki);
       issue("server", `/CN=${ip}`, `subjectAltName=IP:${ip}\nextendedKeyUsage=serverAuth\n`);
       issue("client", "/CN=strata client", "extendedKeyUsage=clientAuth\n");
       const tls = { cert: path.join(pki, "server.crt"), key: path.join(pki, "server.key") };

@@ -11,6 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
+import { testPki } from "../../helpers/pki.js";
 import { clientEnv, tmp } from "../../helpers/registry-client.js";
 import { freePort, type RegistryProcess, startStrata } from "../../helpers/registry-servers.js";
 import { requires } from "../../helpers/tools.js";
@@ -35,53 +36,7 @@ describe.skipIf(!need.ok || !ip)("TLS by default for registries that are not on 
   beforeAll(async () => {
     dir = tmp("tls");
     const ca = path.join(dir, "ca");
-    mkdirSync(ca);
-    const o = (args: string[]) => execFileSync("openssl", args, { cwd: ca, stdio: "ignore" });
-    o([
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=strata test CA",
-    ]);
-    o([
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "server.key",
-      "-out",
-      "server.csr",
-      "-subj",
-      `/CN=${ip}`,
-    ]);
-    writeFileSync(path.join(ca, "ext.cnf"), `subjectAltName=IP:${ip}\n`);
-    o([
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-extfile",
-      "ext.cnf",
-    ]);
+    testPki(ca).issue("server", `/CN=${ip}`, `subjectAltName=IP:${ip}\n`);
     tlsReg = await startStrata({
       addr: `${ip}:${await freePort()}`,
       config: {
