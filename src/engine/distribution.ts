@@ -462,12 +462,15 @@ export class DistributionService {
         `no stored credentials for ${key}: give --username and a password`,
       );
     const client = await this.client();
+    let identityToken: string | undefined;
     try {
-      await client.registry(domain, creds).checkLogin(opts.signal);
+      ({ identityToken } = await client.registry(domain, creds).checkLogin(opts.signal));
     } finally {
       await client.close();
     }
-    const storedIn = auth ? await config.store(key, auth) : { file: config.file };
+    // A registry that hands out a refresh token gets that kept instead of the password, as docker does.
+    const keep = auth && identityToken ? { username: auth.username, identityToken } : auth;
+    const storedIn = keep ? await config.store(key, keep) : { file: config.file };
     return { serverAddress: key, storedIn };
   }
 

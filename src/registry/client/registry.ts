@@ -47,6 +47,8 @@ interface Endpoint {
 interface CachedToken {
   token: string;
   expiresAt: number;
+  /** An OAuth2 refresh token, when one was asked for (`offline`) and given. */
+  refreshToken?: string;
 }
 
 /** A fetched manifest or index: the exact bytes, their digest and the media type. */
@@ -162,7 +164,12 @@ export class RegistryClient {
     });
   }
 
-  private async fetchToken(ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+  private async fetchToken(
+    ch: Challenge,
+    scopes: string[],
+    signal?: AbortSignal,
+    offline = false,
+  ): Promise<CachedToken> {
     const realm = ch.params.realm;
     if (!realm) throw new StrataError("REGISTRY_ERROR", `${this.host}: bearer challenge without a realm`);
     let url: URL;
@@ -201,6 +208,11 @@ export class RegistryClient {
       let authorization: string | undefined;
       if (creds?.username !== undefined || creds?.password !== undefined) {
         url.searchParams.set("account", creds.username ?? "");
+        // docker login asks for an offline (refresh) token to keep instead of the password.
+        if (offline) {
+          url.searchParams.set("client_id", "strata");
+          url.searchParams.set("offline_token", "true");
+        }
         authorization = `Basic ${Buffer.from(`${creds.username ?? ""}:${creds.password ?? ""}`).toString("base64")}`;
       }
       res = await this.transport.send(
@@ -209,7 +221,13 @@ export class RegistryClient {
       );
     }
     if (res.status !== 200) throw await registryError(res, creds?.identityToken ? "POST" : "GET");
-    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    let body: {
+      token?: unknown;
+      access_token?: unknown;
+      expires_in?: unknown;
+      issued_at?: unknown;
+      refresh_token?: unknown;
+    };
     try {
       body = JSON.parse(
         (await readAllLimited(res.body as AsyncIterable<Buffer>, 1 << 20, "token response")).toString("utf8"),
@@ -227,7 +245,13 @@ export class RegistryClient {
     // Counted on this machine's clock from when the token was asked for (it was issued after
     // that): `issued_at` is the server's clock, and a skew between the two would make tokens
     // look expired on arrival (one token request per request) or live too long.
-    return { token, expiresAt: asked + (lifetime - 10) * 1000 };
+    return {
+      token,
+      expiresAt: asked + (lifetime - 10) * 1000,
+      ...(typeof body.refresh_token === "string" && body.refresh_token
+        ? { refreshToken: body.refresh_token }
+        : {}),
+    };
   }
 
   /**
@@ -274,15 +298,20 @@ export class RegistryClient {
   }
 
   /** Does `GET /v2/` accept these credentials? Throws UNAUTHENTICATED with Docker's wording when not. */
-  async checkLogin(signal?: AbortSignal): Promise<void> {
+  /**
+   * Prove the credentials. With a token service and a password, the token is asked for
+   * offline as docker's login does: a refresh token that comes back is returned, to be kept
+   * (as `identitytoken`) instead of the password.
+   */
+  async checkLogin(signal?: AbortSignal): Promise<{ identityToken?: string }> {
     const ep = await this.ping(signal);
-    if (!ep.challenge) return;
+    if (!ep.challenge) return {};
     const url = `${ep.base}/v2/`;
     const creds = await this.credentials();
     if (ep.challenge.scheme === "basic") {
       const res = await this.request({ method: "GET", path: "/v2/", signal }, []);
       await res.dump();
-      if (res.status === 200) return;
+      if (res.status === 200) return {};
       if (res.status === 401)
         throw new StrataError(
           "UNAUTHENTICATED",
@@ -293,7 +322,8 @@ export class RegistryClient {
     if (!creds) throw new StrataError("UNAUTHENTICATED", `Get "${url}": unauthorized: no credentials`);
     // A token for no scope proves the password (docker's loginV2 does the same).
     this.tokens.clear();
-    await this.token(ep.challenge, [], signal);
+    const t = await this.fetchToken(ep.challenge, [], signal, !creds.identityToken);
+    return t.refreshToken ? { identityToken: t.refreshToken } : {};
   }
 }
 

@@ -53,12 +53,23 @@ export class Htpasswd {
     this.verified.clear();
   }
 
-  async verify(user: string, password: string): Promise<boolean> {
+  /** Is the user still in the file (a refresh token stands for a user who may have been removed)? */
+  async has(user: string): Promise<boolean> {
+    await this.reload();
+    return this.users.has(user);
+  }
+
+  private async reload(): Promise<void> {
     const now = Date.now();
     if (now - this.checkedAt > 1000) {
       this.checkedAt = now;
       await this.load();
     }
+  }
+
+  async verify(user: string, password: string): Promise<boolean> {
+    const now = Date.now();
+    await this.reload();
     const hash = this.users.get(user);
     if (!hash || !/^\$2[aby]\$\d\d\$/.test(hash)) return false;
     const key = createHash("sha256").update(`${user}\0${password}\0${hash}`).digest("hex");
@@ -246,6 +257,47 @@ export class TokenAuthority {
     return { token, expiresIn: this.expiresIn, issuedAt: now };
   }
 
+  /** Lifetime of a refresh token (an `identitytoken` docker keeps in its config), seconds. */
+  static readonly REFRESH_LIFETIME = 30 * 24 * 3600;
+
+  /**
+   * A refresh token for `sub` (the OAuth2 offline token docker's login asks for): signed like
+   * access tokens but marked, granting nothing itself; the token endpoint trades it for
+   * access tokens with `grant_type=refresh_token`.
+   */
+  async issueRefresh(sub: string): Promise<string> {
+    if (!this.signing) throw new StrataError("UNSUPPORTED", "this registry trusts an external token service");
+    const iat = Math.floor(Date.now() / 1000);
+    return new SignJWT({ strata_refresh: true })
+      .setProtectedHeader({ alg: this.signing.alg, typ: "JWT", kid: this.signing.kid })
+      .setIssuer(this.issuer)
+      .setSubject(sub)
+      .setAudience(this.service)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + TokenAuthority.REFRESH_LIFETIME)
+      .setJti(randomUUID())
+      .sign(this.signing.key);
+  }
+
+  /** The user a refresh token was issued to. Throws UNAUTHENTICATED. */
+  async verifyRefresh(token: string): Promise<string> {
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.verifyKey, {
+        issuer: this.issuer,
+        audience: this.service,
+        algorithms: this.verifyAlgs,
+      }));
+    } catch (e) {
+      throw new StrataError("UNAUTHENTICATED", `invalid refresh token: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (payload.strata_refresh !== true || typeof payload.sub !== "string" || !payload.sub)
+      throw new StrataError("UNAUTHENTICATED", "invalid refresh token: not a refresh token");
+    return payload.sub;
+  }
+
   /** Verify signature, issuer, audience and times. Throws UNAUTHENTICATED. */
   async verify(token: string): Promise<TokenClaims> {
     const now = Date.now();
@@ -262,6 +314,9 @@ export class TokenAuthority {
     } catch (e) {
       throw new StrataError("UNAUTHENTICATED", `invalid token: ${(e as Error).message}`, { cause: e });
     }
+    // A refresh token is only for the token endpoint.
+    if (payload.strata_refresh !== undefined)
+      throw new StrataError("UNAUTHENTICATED", "invalid token: a refresh token is not an access token");
     const access = Array.isArray(payload.access)
       ? (payload.access as unknown[]).flatMap((g): Grant[] => {
           const o = g as Partial<Grant>;

@@ -565,26 +565,49 @@ export class RegistryHandler {
     onlyMethods(method, ["GET", "POST"]);
     let params = ctx.query;
     let creds = parseBasicAuth(ctx.req.headers.authorization);
+    let offline = params.get("offline_token") === "true";
+    let refreshed: string | undefined;
     if (method === "POST") {
       params = new URLSearchParams(
         (await readAllLimited(ctx.req, 64 * 1024, "token request")).toString("utf8"),
       );
       const grant = params.get("grant_type");
-      if (grant !== "password")
+      if (grant === "password") {
+        creds = { user: params.get("username") ?? "", password: params.get("password") ?? "" };
+        offline = params.get("access_type") === "offline";
+      } else if (grant === "refresh_token") {
+        // The user the refresh token names, if they still exist (it is a password's stand-in).
+        const rt = params.get("refresh_token") ?? "";
+        let user: string;
+        try {
+          user = await tokens.verifyRefresh(rt);
+        } catch (e) {
+          return this.sendJson(ctx, 401, { error: "invalid_grant", error_description: errorMessage(e) });
+        }
+        if (!(await this.d.htpasswd?.has(user)))
+          return this.sendJson(ctx, 401, { error: "invalid_grant", error_description: "unknown user" });
+        ctx.user = user;
+        ctx.authenticated = true;
+        creds = undefined;
+        refreshed = rt;
+      } else
         return this.sendJson(ctx, 400, {
           error: "unsupported_grant_type",
           error_description: `grant_type ${grant}`,
         });
-      creds = { user: params.get("username") ?? "", password: params.get("password") ?? "" };
     }
     if (creds) await this.checkPassword(ctx, creds.user, creds.password);
     const granted = grantScopes(this.d.policy, ctx.user, parseScopes(params.getAll("scope")));
     const t = await tokens.issue(ctx.user, granted);
+    // An offline token (docker login's identity token) only for a user who proved a password.
+    const refresh =
+      refreshed ?? (offline && creds && ctx.user ? await tokens.issueRefresh(ctx.user) : undefined);
     return this.sendJson(ctx, 200, {
       token: t.token,
       access_token: t.token,
       expires_in: t.expiresIn,
       issued_at: t.issuedAt.toISOString(),
+      ...(refresh ? { refresh_token: refresh } : {}),
     });
   }
 }
