@@ -198,3 +198,23 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/**
+ * After `builder prune`: the build's own files that point at what is gone. A layout whose
+ * layer blob was deleted goes; the COPY memo goes (its keys may name pruned cache records;
+ * it is only a shortcut). The stat cache stays: it describes the context, not the store.
+ */
+export async function pruneBuildFiles(root: string, hasBlob: (d: string) => Promise<boolean>): Promise<void> {
+  await fsp.rm(path.join(root, "meta", "copymemo.json"), { force: true });
+  const dir = path.join(root, "meta", "layouts");
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const file = path.join(dir, n);
+    try {
+      const doc = JSON.parse(await fsp.readFile(file, "utf8")) as { diffId?: string };
+      if (typeof doc.diffId === "string" && (await hasBlob(doc.diffId))) continue;
+    } catch {
+      // unreadable: remove it
+    }
+    await fsp.rm(file, { force: true });
+  }
+}

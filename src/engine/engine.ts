@@ -1,6 +1,6 @@
 import os from "node:os";
 import path from "node:path";
-import { type ContainerConfig, formatPlatform } from "../oci/index.js";
+import { type ContainerConfig, type Digest, formatPlatform } from "../oci/index.js";
 import { Store } from "../store/index.js";
 import { StrataError } from "../util/index.js";
 import { BuildService } from "./builder.js";
@@ -73,6 +73,8 @@ export class Engine {
       }
     });
     const r = await this.store.sweep({ graceMs: 0, layerRecords: true });
+    const { pruneBuildFiles } = await import("../build/index.js");
+    await pruneBuildFiles(this.store.root, (d) => this.store.content.has(d as Digest));
     return { reclaimed: r.reclaimed };
   }
 

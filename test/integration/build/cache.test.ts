@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chmodSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cachedSteps, ranSteps, writeContext } from "../../helpers/build.js";
@@ -134,6 +134,12 @@ describe.runIf(need.ok)("build cache", () => {
     const pr = await strata(root, ["builder", "prune", "-a", "-f"]);
     expect(pr.code, pr.stderr).toBe(0);
     expect(pr.stdout).toMatch(/^Total:\s+\S+/m);
+    // The build's own shortcuts go with it: no memo, no layout of a layer that is gone.
+    expect(existsSync(path.join(root, "meta/copymemo.json"))).toBe(false);
+    for (const n of readdirSync(path.join(root, "meta/layouts"))) {
+      const { diffId } = JSON.parse(readFileSync(path.join(root, "meta/layouts", n), "utf8"));
+      expect(existsSync(path.join(root, "blobs/sha256", diffId.slice(7)))).toBe(true);
+    }
     const out = await build();
     expect(ranSteps(out)).toEqual(ALL);
     expect(ranSteps(await build())).toEqual([]);
