@@ -3479,7 +3479,8 @@ function runeWidth(r: number): number {
   return 1;
 }
 
-const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+/** Made on first use: creating a segmenter loads ICU's break rules (~10 ms at start-up). */
+let graphemes: Intl.Segmenter | undefined;
 
 /**
  * Terminal columns of `s` as docker/cli's tabwriter counts them (go-runewidth's StringWidth):
@@ -3489,6 +3490,7 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 export function displayWidth(s: string): number {
   if (ASCII_PRINTABLE.test(s)) return s.length;
   let w = 0;
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: "grapheme" });
   for (const { segment } of graphemes.segment(s)) {
     for (const ch of segment) {
       const cw = runeWidth(ch.codePointAt(0)!);
