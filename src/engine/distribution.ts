@@ -25,28 +25,29 @@ import {
   splitDomain,
   withDefaultTag,
 } from "../reference/index.js";
-import {
-  type AuthConfig,
+import type {
+  AuthConfig,
   Client,
-  type ClientOptions,
-  convertToHostname,
+  ClientOptions,
   DockerConfig,
-  dockerConfigDir,
-  type KnownBlob,
-  type LayerSink,
-  noProgress,
-  type ProgressEvent,
-  type ProgressSink,
-  type PushedLayer,
-  type PushLayer,
-  pullLayers,
-  pushImage,
-  type RemoteImage,
-  type RemoteLayer,
-  resolveImage,
-  type SearchResult,
-  searchIndex,
+  KnownBlob,
+  LayerSink,
+  ProgressEvent,
+  ProgressSink,
+  PushedLayer,
+  PushLayer,
+  RemoteImage,
+  RemoteLayer,
+  SearchResult,
 } from "../registry/client/index.js";
+
+/**
+ * The registry client, loaded on first use: it brings node's http, https and tls, worker
+ * threads and the push and pull code, none of which `build` or `run` needs at start-up.
+ */
+let registryClient: Promise<typeof import("../registry/client/index.js")> | undefined;
+const rc = () => (registryClient ??= import("../registry/client/index.js"));
+
 import type { CompressedVariant, LayerRecord, MetaDoc, StagedBlob, Store } from "../store/index.js";
 import { errorMessage, isErrno, StrataError } from "../util/index.js";
 import type { ImageService } from "./images.js";
@@ -169,7 +170,8 @@ export function splitSearchTerm(term: string): { index: string; remote: string }
 }
 
 /** The server a `login`/`logout` argument names: Docker Hub's index server by default. */
-export function loginServer(server: string | undefined): { key: string; domain: string } {
+export async function loginServer(server: string | undefined): Promise<{ key: string; domain: string }> {
+  const { convertToHostname } = await rc();
   if (
     !server ||
     server === "docker.io" ||
@@ -205,25 +207,27 @@ export class DistributionService {
   }
 
   /** Docker's config.json (credentials), from `$DOCKER_CONFIG` or ~/.docker. */
-  dockerConfig(): DockerConfig {
+  async dockerConfig(): Promise<DockerConfig> {
+    const { DockerConfig, dockerConfigDir } = await rc();
     return new DockerConfig(dockerConfigDir(this.env), { env: this.env });
   }
 
   private async client(extra: Partial<ClientOptions> = {}): Promise<Client> {
     const cfg = await this.config();
+    const { Client } = await rc();
     return new Client({
       insecureRegistries: cfg["insecure-registries"],
       certsDir: cfg["certs-dir"],
       maxConcurrentDownloads: cfg["max-concurrent-downloads"],
       maxConcurrentUploads: cfg["max-concurrent-uploads"],
-      credentials: this.dockerConfig(),
+      credentials: await this.dockerConfig(),
       ...Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)),
     });
   }
 
   /** `pull NAME[:TAG|@DIGEST]` and `pull -a NAME`. */
   async pull(name: string, opts: PullOptions = {}): Promise<PullResult> {
-    const emit = opts.onProgress ?? noProgress;
+    const emit = opts.onProgress ?? (await rc()).noProgress;
     let ref = parseRef(name);
     if (opts.allTags && (ref.tag || ref.digest))
       throw new StrataError("INVALID_ARGUMENT", "tag can't be used with --all-tags/-a");
@@ -249,7 +253,7 @@ export class DistributionService {
       let updated = false;
       const images: PullResult["images"] = [];
       for (const target of targets) {
-        const image = await resolveImage(repo, target, {
+        const image = await (await rc()).resolveImage(repo, target, {
           platform,
           platformExplicit: platform !== undefined,
           signal: opts.signal,
@@ -290,7 +294,11 @@ export class DistributionService {
     const before = await store.meta.read();
     const sink = new StoreLayerSink(store, before, group, o.keepCompressed, repoName);
     try {
-      await pullLayers(image, sink, { concurrency: o.concurrency, onProgress: o.emit, signal: o.signal });
+      await (await rc()).pullLayers(image, sink, {
+        concurrency: o.concurrency,
+        onProgress: o.emit,
+        signal: o.signal,
+      });
       const layers: LayerRecord[] = image.layers.map((l) => {
         const variant: CompressedVariant = {
           mediaType: l.descriptor.mediaType,
@@ -326,7 +334,7 @@ export class DistributionService {
 
   /** `push NAME[:TAG]` and `push -a NAME`. */
   async push(name: string, opts: PushOptions = {}): Promise<PushResult> {
-    const emit = opts.onProgress ?? noProgress;
+    const emit = opts.onProgress ?? (await rc()).noProgress;
     let ref = parseRef(name);
     if (ref.digest) throw new StrataError("INVALID_ARGUMENT", "cannot push a digest reference");
     if (opts.allTags && ref.tag)
@@ -369,7 +377,7 @@ export class DistributionService {
         const layers: PushLayer[] = diffIdsOf(config.value).map((d) => this.pushLayer(doc, d, repoName));
         const learnt: PushedLayer[] = [];
         try {
-          const r = await pushImage(
+          const r = await (await rc()).pushImage(
             repo,
             { config, layers, tag },
             {
@@ -453,8 +461,8 @@ export class DistributionService {
     auth: AuthConfig | undefined,
     opts: { signal?: AbortSignal } = {},
   ): Promise<LoginResult> {
-    const { key, domain } = loginServer(server);
-    const config = this.dockerConfig();
+    const { key, domain } = await loginServer(server);
+    const config = await this.dockerConfig();
     const creds = auth ?? (await config.get(key));
     if (!creds)
       throw new StrataError(
@@ -476,13 +484,13 @@ export class DistributionService {
 
   /** Are credentials for this server (Docker Hub by default) stored in Docker's config or a helper? */
   async hasStoredCredentials(server: string | undefined): Promise<boolean> {
-    return (await this.dockerConfig().get(loginServer(server).key)) !== undefined;
+    return (await (await this.dockerConfig()).get((await loginServer(server)).key)) !== undefined;
   }
 
   /** `logout [SERVER]`: the server as docker names it, and whether credentials were removed. */
   async logout(server: string | undefined): Promise<{ serverAddress: string; removed: boolean }> {
-    const { key } = loginServer(server);
-    const removed = await this.dockerConfig().erase(key);
+    const { key } = await loginServer(server);
+    const removed = await (await this.dockerConfig()).erase(key);
     return { serverAddress: key, removed };
   }
 
@@ -507,7 +515,9 @@ export class DistributionService {
       index === "docker.io" && remote.startsWith("library/") ? remote.slice("library/".length) : remote;
     const client = await this.client();
     try {
-      const results = await searchIndex(client.registry(index), q, limit, { signal: opts.signal });
+      const results = await (await rc()).searchIndex(client.registry(index), q, limit, {
+        signal: opts.signal,
+      });
       const minStars = Math.max(0, ...(filters.stars ?? []).map(Number));
       const bool = (vs: string[] | undefined) =>
         vs?.length ? ["true", "1"].includes(vs[vs.length - 1]!.toLowerCase()) : undefined;

@@ -141,19 +141,22 @@ describe("insecure registries and Docker Hub names", () => {
     expect(isInsecureRegistry("11.1.2.3:5000", ["10.0.0.0/8"])).toBe(false);
   });
 
-  it("docker.io is reached at registry-1.docker.io, keyed as index.docker.io/v1/, searched at index.docker.io", () => {
+  it("docker.io is reached at registry-1.docker.io, keyed as index.docker.io/v1/, searched at index.docker.io", async () => {
     const client = new RegistryClient(new Transport(resolveOptions()), resolveOptions(), "docker.io");
     expect(client.host).toBe("registry-1.docker.io");
     expect(credentialsKey("docker.io")).toBe("https://index.docker.io/v1/");
     expect(credentialsKey("index.docker.io")).toBe("https://index.docker.io/v1/");
     expect(credentialsKey("ghcr.io")).toBe("ghcr.io");
     expect(convertToHostname("https://registry.example.com:5000/v2/")).toBe("registry.example.com:5000");
-    expect(loginServer(undefined)).toEqual({ key: "https://index.docker.io/v1/", domain: "docker.io" });
-    expect(loginServer("https://index.docker.io/v1/")).toEqual({
+    expect(await loginServer(undefined)).toEqual({ key: "https://index.docker.io/v1/", domain: "docker.io" });
+    expect(await loginServer("https://index.docker.io/v1/")).toEqual({
       key: "https://index.docker.io/v1/",
       domain: "docker.io",
     });
-    expect(loginServer("http://localhost:5000")).toEqual({ key: "localhost:5000", domain: "localhost:5000" });
+    expect(await loginServer("http://localhost:5000")).toEqual({
+      key: "localhost:5000",
+      domain: "localhost:5000",
+    });
     expect(splitSearchTerm("nginx")).toEqual({ index: "docker.io", remote: "nginx" });
     expect(splitSearchTerm("user/app")).toEqual({ index: "docker.io", remote: "user/app" });
     expect(splitSearchTerm("localhost:5000/app")).toEqual({ index: "localhost:5000", remote: "app" });
