@@ -41,7 +41,7 @@ import {
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
-import { atomicWriteFile, errorMessage, StrataError } from "../util/index.js";
+import { atomicWriteFile, errorMessage, preloadLock, StrataError } from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
 import { contextBindDigest, resolveInRoot } from "./bind.js";
 import { CopyMemo, mapLimit, StatCache } from "./checksum.js";
@@ -246,6 +246,8 @@ export class Builder {
     const listContextOnce = async () => {
       if (walked) return;
       walked = true;
+      // The build ends by writing metadata under the lock: load its module while find runs.
+      preloadLock();
       const v = progress.start("[internal] load build context");
       let bytes = 0;
       if (matcher?.exclusions()) {

@@ -1,6 +1,19 @@
 import { promises as fsp } from "node:fs";
 import { StrataError } from "./errors.js";
 
+/**
+ * proper-lockfile, loaded on first use: it pulls in graceful-fs, which patches fs as it loads
+ * (~15 ms of start-up that commands taking no lock need not pay). A command that will write
+ * metadata can start loading it early (`preloadLock`), while it waits on something else.
+ */
+const importLockfile = () => import("proper-lockfile");
+let lockModule: ReturnType<typeof importLockfile> | undefined;
+const loadLockfile = () => (lockModule ??= importLockfile());
+
+export function preloadLock(): void {
+  loadLockfile().catch(() => {});
+}
+
 export interface LockOptions {
   /** How long to keep retrying before giving up. Default 30 s: long metadata writes are rare. */
   timeoutMs?: number;
@@ -19,9 +32,7 @@ export async function withFileLock<T>(
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const ownerFile = `${target}.owner`;
   let release: () => Promise<void>;
-  // Loaded on first use: it pulls in graceful-fs, which patches fs as it loads (~15 ms of
-  // start-up that commands taking no lock need not pay).
-  const { default: lockfile } = await import("proper-lockfile");
+  const { default: lockfile } = await loadLockfile();
   try {
     release = await lockfile.lock(target, {
       stale: 10_000,
