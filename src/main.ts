@@ -11,9 +11,7 @@ import { fileURLToPath } from "node:url";
  * exits when this process ends without handing it one. Its own session: it outlives the CLI.
  * Every handle is unref'd: only a command that takes it (engine start) waits for it.
  */
-function supervisorStandby(argv: string[]): ChildProcess | undefined {
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith("-")) i += argv[i] === "--root" ? 2 : 1;
+function supervisorStandby(argv: string[], i: number): ChildProcess | undefined {
   const cmd = argv[i] === "container" ? argv[i + 1] : argv[i];
   if (cmd !== "run") return undefined;
   // Next to this file in the bundle (dist/bin/); absent when run from sources.
@@ -39,9 +37,10 @@ function supervisorStandby(argv: string[]): ChildProcess | undefined {
  * context is guessed (the last argument after the command that is a directory); the build
  * command uses the listing only when it names that same directory.
  */
-async function contextListingEarly(argv: string[]): Promise<Map<string, Promise<Buffer>> | undefined> {
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith("-")) i += argv[i] === "--root" ? 2 : 1;
+async function contextListingEarly(
+  argv: string[],
+  i: number,
+): Promise<Map<string, Promise<Buffer>> | undefined> {
   const at =
     argv[i] === "build"
       ? i
@@ -61,8 +60,11 @@ async function contextListingEarly(argv: string[]): Promise<Map<string, Promise<
 }
 
 const argv = process.argv.slice(2);
-const supervisor = supervisorStandby(argv);
-const listings = await contextListingEarly(argv);
+// Where the command is: after the global options (only --root takes a value).
+let command = 0;
+while (command < argv.length && argv[command]!.startsWith("-")) command += argv[command] === "--root" ? 2 : 1;
+const supervisor = supervisorStandby(argv, command);
+const listings = await contextListingEarly(argv, command);
 const { run } = await import("./cli/index.js");
 
 // A closed pipe (`strata images | head`) ends the command quietly, as docker does.
@@ -72,7 +74,11 @@ for (const stream of [process.stdout, process.stderr])
     throw e;
   });
 
-run(argv, undefined, { supervisorStandby: supervisor, contextListings: listings }).then(
+run(argv, undefined, {
+  supervisorStandby: supervisor,
+  contextListings: listings,
+  only: argv[command] === "build" ? "build" : undefined,
+}).then(
   (status) => {
     process.exitCode = status;
   },

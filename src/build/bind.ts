@@ -12,37 +12,6 @@ import { followInRoot } from "./copy.js";
  */
 
 /**
- * A path inside `root` with every symlink on the way followed inside `root` (an absolute
- * target or `..` never leaves it), the last component included: what a bind mount of
- * `root/rel` must use, since the runtime would follow a symlink on the host.
- */
-export async function resolveInRoot(root: string, rel: string): Promise<string> {
-  let rest = rel.split("/");
-  let out: string[] = [];
-  let hops = 0;
-  while (rest.length) {
-    const seg = rest.shift()!;
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") {
-      out.pop();
-      continue;
-    }
-    const p = path.join(root, ...out, seg);
-    const st = await fsp.lstat(p).catch(() => undefined);
-    if (st?.isSymbolicLink()) {
-      if (++hops > 255)
-        throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: /${rel}`);
-      const target = await fsp.readlink(p);
-      if (target.startsWith("/")) out = [];
-      rest = [...target.split("/"), ...rest];
-      continue;
-    }
-    out.push(seg);
-  }
-  return path.join(root, ...out);
-}
-
-/**
  * A digest of what a bind mount of the context's `source` shows: every entry under it
  * (.dockerignore applied, symlinks inside kept as links) by relative path, type, mode,
  * size, link target and content digest. Changing a mounted file re-runs the step; its

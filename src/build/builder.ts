@@ -41,10 +41,10 @@ import {
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
-import { atomicWriteFile, errorMessage, preloadLock, StrataError } from "../util/index.js";
+import { atomicWriteFile, errorMessage, preloadLock, resolveInRoot, StrataError } from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
-import { contextBindDigest, resolveInRoot } from "./bind.js";
-import { CopyMemo, mapLimit, StatCache } from "./checksum.js";
+import { contextBindDigest } from "./bind.js";
+import { CopyMemo, layoutsDir, mapLimit, StatCache } from "./checksum.js";
 import { type ContextEntry, walkContext } from "./context.js";
 import { ContextListing } from "./context-find.js";
 import { type CopyItem, copyLayerStream, entryKey, type PreviousLayout, resolveCopy } from "./copy.js";
@@ -233,7 +233,6 @@ export class Builder {
     progress.done(vi);
     let context: Map<string, ContextEntry> | undefined;
     let listing: ContextListing | undefined;
-    let walked = false;
     // Opened on first use: a build whose COPY steps all hit the memo never reads them.
     let statCacheP: Promise<StatCache> | undefined;
     const statCache = () => (statCacheP ??= StatCache.open(this.store.root, req.contextDir));
@@ -243,9 +242,10 @@ export class Builder {
     // The context is listed once, before the steps (BuildKit sends it first). Without `!`
     // exceptions GNU find lists it natively (much faster) and entries are parsed only where
     // a step needs them; with them, the descriptor-based walker applies Docker's re-inclusion rules.
-    const listContextOnce = async () => {
-      if (walked) return;
-      walked = true;
+    let listed: Promise<void> | undefined;
+    // Memoised as a promise: stages running side by side all wait for the one listing.
+    const listContextOnce = () => (listed ??= listContext());
+    const listContext = async () => {
       // The build ends by writing metadata under the lock: load its module while find runs.
       preloadLock();
       const v = progress.start("[internal] load build context");
@@ -657,7 +657,7 @@ export class Builder {
   }
 
   private layoutPath(identity: string): string {
-    return path.join(this.store.root, "meta", "layouts", `${identity}.json`);
+    return path.join(layoutsDir(this.store.root), `${identity}.json`);
   }
 
   /** Where each entry lies in the layer a COPY (by identity) made last, if its blob is still here. */
@@ -1350,7 +1350,7 @@ export class Builder {
               base = view.mountpoint;
             }
             // Symlinks are followed inside the source's root: the runtime would follow them on the host.
-            const src = await resolveInRoot(base, m.source ?? "");
+            const src = resolveInRoot(base, m.source ?? "");
             if (!existsSync(src))
               throw new StrataError(
                 "INVALID_ARGUMENT",

@@ -199,6 +199,11 @@ export async function mapLimit<T, R>(
   return out;
 }
 
+/** Where the builder records each COPY's last layer layout (one file per COPY identity). */
+export function layoutsDir(root: string): string {
+  return path.join(root, "meta", "layouts");
+}
+
 /**
  * After `builder prune`: the build's own files that point at what is gone. A layout whose
  * layer blob was deleted goes; the COPY memo goes (its keys may name pruned cache records;
@@ -206,7 +211,7 @@ export async function mapLimit<T, R>(
  */
 export async function pruneBuildFiles(root: string, hasBlob: (d: string) => Promise<boolean>): Promise<void> {
   await fsp.rm(path.join(root, "meta", "copymemo.json"), { force: true });
-  const dir = path.join(root, "meta", "layouts");
+  const dir = layoutsDir(root);
   for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
     const file = path.join(dir, n);
     try {

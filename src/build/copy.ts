@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { pack as tarPack } from "tar-stream";
 import { PatternMatcher } from "../dockerfile/index.js";
 import { TAR_END, tarHeader, tarPadding } from "../layer/index.js";
-import { StrataError } from "../util/index.js";
+import { followInRoot as followLinksInRoot, StrataError } from "../util/index.js";
 import { type Compression, packArchive } from "./add.js";
 import type { ContextEntry } from "./context.js";
 
@@ -108,30 +108,14 @@ export interface ResolveOptions {
  * links). Absolute targets and `..` never leave the root. Undefined when it leads nowhere.
  */
 export function followInRoot(entries: ReadonlyMap<string, ContextEntry>, rel: string): string | undefined {
-  let rest = rel.split("/");
-  let out: string[] = [];
-  let hops = 0;
-  while (rest.length) {
-    const seg = rest.shift()!;
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") {
-      out.pop();
-      continue;
-    }
-    const cand = [...out, seg].join("/");
-    const e = entries.get(cand);
-    if (!e) return undefined;
-    if (e.type === "symlink") {
-      if (++hops > 255)
-        throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: /${rel}`);
-      const target = e.linkTarget ?? "";
-      if (target.startsWith("/")) out = [];
-      rest = [...target.split("/"), ...rest];
-      continue;
-    }
-    out.push(seg);
-  }
-  return out.join("/");
+  return followLinksInRoot(
+    rel,
+    (p) => {
+      const e = entries.get(p);
+      return !e ? undefined : e.type === "symlink" ? { link: e.linkTarget ?? "" } : "other";
+    },
+    "fail",
+  );
 }
 
 /**

@@ -19,7 +19,7 @@ export interface RunOptions {
   supervisorStandby?: ChildProcess;
   /** Build contexts the entry point started listing (util's findListing), by absolute path. */
   contextListings?: Map<string, Promise<Buffer>>;
-  /** Register only this command's group (set by run() for `build`). */
+  /** Register only this command's group: the entry point sets it for `build`. */
   only?: "build";
 }
 
@@ -98,10 +98,7 @@ function commandPath(cmd: Command | null): string {
 
 /** Run the CLI; resolves to the exit status. */
 export async function run(argv: string[], io: Io = defaultIo(), opts: RunOptions = {}): Promise<number> {
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith("-")) i += argv[i] === "--root" ? 2 : 1;
-  const first = argv[i];
-  const { program } = buildProgram(io, first === "build" ? { ...opts, only: "build" } : opts);
+  const { program } = buildProgram(io, opts);
   const current = commandFor(program, argv);
   try {
     await program.parseAsync(argv, { from: "user" });

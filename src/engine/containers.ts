@@ -27,7 +27,7 @@ import {
 } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, Snapshotter } from "../snapshot/index.js";
 import type { Store } from "../store/index.js";
-import { atomicWriteFile, exists, isErrno, StrataError, withFileLock } from "../util/index.js";
+import { atomicWriteFile, exists, isErrno, resolveInRoot, StrataError, withFileLock } from "../util/index.js";
 import type { ImageService } from "./images.js";
 import { randomName } from "./names.js";
 
@@ -358,37 +358,6 @@ function mergeEnv(base: string[], extra: string[]): string[] {
     else out.push(val);
   }
   return out;
-}
-
-/** Resolve `p` inside `root` following symlinks without leaving it (like a chroot would). */
-export async function resolveInRoot(root: string, p: string): Promise<string> {
-  const parts = path.posix.normalize(`/${p}`).split("/").filter(Boolean);
-  let cur = "/";
-  let hops = 0;
-  while (parts.length) {
-    const part = parts.shift()!;
-    if (part === "..") {
-      cur = path.posix.dirname(cur);
-      continue;
-    }
-    const next = path.posix.join(cur, part);
-    let st: import("node:fs").Stats | undefined;
-    try {
-      st = await fsp.lstat(path.join(root, next));
-    } catch {
-      st = undefined;
-    }
-    if (st?.isSymbolicLink()) {
-      if (++hops > 40) throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: ${p}`);
-      const target = await fsp.readlink(path.join(root, next));
-      const targetParts = target.split("/").filter(Boolean);
-      if (target.startsWith("/")) cur = "/";
-      parts.unshift(...targetParts);
-      continue;
-    }
-    cur = next;
-  }
-  return path.join(root, cur);
 }
 
 function emptyState(): ContainerState {
@@ -987,7 +956,7 @@ export class ContainerService {
     if (!env.some((e) => e.startsWith("HOME="))) env.push(`HOME=${user.home}`);
     const cwd = rec.config.WorkingDir || "/";
     if (rec.config.WorkingDir) {
-      const wd = await resolveInRoot(rootfs, rec.config.WorkingDir);
+      const wd = resolveInRoot(rootfs, rec.config.WorkingDir);
       await fsp.mkdir(wd, { recursive: true });
     }
     const net = rec.hostConfig.NetworkMode;
@@ -1542,7 +1511,7 @@ export class ContainerService {
       let src: string;
       let dest: string;
       if (from.container) {
-        src = await resolveInRoot(rootfs, from.path);
+        src = resolveInRoot(rootfs, from.path);
         if (!(await exists(src)))
           throw new StrataError(
             "INVALID_ARGUMENT",
@@ -1553,7 +1522,7 @@ export class ContainerService {
         src = path.resolve(from.path);
         if (!(await exists(src)))
           throw new StrataError("INVALID_ARGUMENT", `stat ${from.path}: no such file or directory`);
-        dest = await resolveInRoot(rootfs, to.path);
+        dest = resolveInRoot(rootfs, to.path);
       }
       const contentsOnly = /\/\.$/.test(from.path);
       const srcStat = await fsp.stat(src);

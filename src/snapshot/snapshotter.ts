@@ -207,32 +207,13 @@ export class Snapshotter {
     await fsp.mkdir(upper, { recursive: true });
     await fsp.mkdir(work, { recursive: true });
     await fsp.mkdir(merged, { recursive: true });
-    // overlayfs needs at least one lower dir: scratch gets an empty one.
-    const lower = lowers.length ? lowers : [await this.emptyDir()];
-    const opts = `lowerdir=${lower.join(":")},upperdir=${upper},workdir=${work},index=off`;
-    if (opts.length > 4000)
-      throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
     try {
-      // volatile (Linux 5.10+): no syncfs of the whole upper file system at unmount (0.2-0.4 s
-      // after a step that wrote 100 MB). The upper dir is a build step's scratch space: what
-      // it becomes (a layer blob) is written and committed by the content store.
-      if (Snapshotter.volatile !== false) {
-        try {
-          await runTool("mount", ["-t", "overlay", "overlay", "-o", `${opts},volatile`, merged]);
-          Snapshotter.volatile = true;
-        } catch (e) {
-          if (Snapshotter.volatile) throw e;
-          Snapshotter.volatile = false;
-        }
-      }
-      if (Snapshotter.volatile === false)
-        await runTool("mount", ["-t", "overlay", "overlay", "-o", opts, merged]);
+      // The upper dir is a build step's scratch space: what it becomes (a layer blob) is
+      // written and committed by the content store, so it needs no sync at unmount.
+      await this.mountOverlay(lowers, upper, work, merged, true, "RUN needs");
     } catch (e) {
       await fsp.rm(base, { recursive: true, force: true });
-      throw new StrataError(
-        "UNSUPPORTED",
-        `overlayfs mount failed (RUN needs root and overlayfs): ${(e as Error).message}`,
-      );
+      throw e;
     }
     let mounted = true;
     let removed = false;
@@ -352,21 +333,11 @@ export class Snapshotter {
     const snap = this.named(key);
     if (await isMountpoint(snap.mountpoint)) return snap.mountpoint;
     const lowers = JSON.parse(await fsp.readFile(path.join(snap.base, "lowers.json"), "utf8")) as string[];
-    const lower = lowers.length ? lowers : [await this.emptyDir()];
     // A work dir left by an unclean unmount must be empty for overlayfs to reuse it.
-    await fsp.rm(path.join(snap.base, "work"), { recursive: true, force: true });
-    await fsp.mkdir(path.join(snap.base, "work"), { recursive: true });
-    const options = `lowerdir=${lower.join(":")},upperdir=${snap.upper},workdir=${path.join(snap.base, "work")},index=off${opts.volatile ? ",volatile" : ""}`;
-    if (options.length > 4000)
-      throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
-    try {
-      await runTool("mount", ["-t", "overlay", "overlay", "-o", options, snap.mountpoint]);
-    } catch (e) {
-      throw new StrataError(
-        "UNSUPPORTED",
-        `overlayfs mount failed (containers need root and overlayfs): ${(e as Error).message}`,
-      );
-    }
+    const work = path.join(snap.base, "work");
+    await fsp.rm(work, { recursive: true, force: true });
+    await fsp.mkdir(work, { recursive: true });
+    await this.mountOverlay(lowers, snap.upper, work, snap.mountpoint, !!opts.volatile, "containers need");
     return snap.mountpoint;
   }
 
@@ -394,6 +365,46 @@ export class Snapshotter {
     await fsp.mkdir(dest, { recursive: true });
     await fsp.rename(snap.upper, path.join(dest, "fs"));
     await snap.remove();
+  }
+
+  /**
+   * Mount a writable overlay. `volatile` (Linux 5.10+) skips overlayfs's syncs of the upper
+   * file system, whose unmount otherwise syncs the whole host file system under it (0.2-0.4 s
+   * after a step that wrote 100 MB); a kernel without it gets a plain mount, learnt once per
+   * process. `who` says what needs the mount, for the error ("RUN needs").
+   */
+  private async mountOverlay(
+    lowers: string[],
+    upper: string,
+    work: string,
+    merged: string,
+    volatile: boolean,
+    who: string,
+  ): Promise<void> {
+    // overlayfs needs at least one lower dir: scratch gets an empty one.
+    const lower = lowers.length ? lowers : [await this.emptyDir()];
+    const opts = `lowerdir=${lower.join(":")},upperdir=${upper},workdir=${work},index=off`;
+    if (opts.length > 4000)
+      throw new StrataError("UNSUPPORTED", `too many layers to mount (${lowers.length})`);
+    const mount = (o: string) => runTool("mount", ["-t", "overlay", "overlay", "-o", o, merged]);
+    try {
+      if (volatile && Snapshotter.volatile !== false) {
+        try {
+          await mount(`${opts},volatile`);
+          Snapshotter.volatile = true;
+          return;
+        } catch (e) {
+          if (Snapshotter.volatile) throw e;
+          Snapshotter.volatile = false;
+        }
+      }
+      await mount(opts);
+    } catch (e) {
+      throw new StrataError(
+        "UNSUPPORTED",
+        `overlayfs mount failed (${who} root and overlayfs): ${(e as Error).message}`,
+      );
+    }
   }
 
   private async emptyDir(): Promise<string> {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { constants, promises as fsp } from "node:fs";
+import { constants, promises as fsp, lstatSync, readlinkSync } from "node:fs";
 import path from "node:path";
-import { isErrno } from "./errors.js";
+import { isErrno, StrataError } from "./errors.js";
 
 /** fsync a directory so a rename inside it survives a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -78,4 +78,58 @@ export function pidAlive(pid: number): boolean {
   } catch (e) {
     return isErrno(e, "EPERM");
   }
+}
+
+/** What a root-relative path is, for followInRoot: missing, a symlink and its target, or anything else. */
+export type RootEntryKind = undefined | "other" | { link: string };
+
+/**
+ * `rel` inside a root with every symlink on the way followed inside it, the last component
+ * included: an absolute target restarts at the root and `..` never climbs out of it (Docker's
+ * FollowSymlinkInScope, what a chroot would see). `lookup` says what a root-relative path is,
+ * over a real directory or a listing. A missing component ends the walk with undefined when
+ * `missing` is "fail"; with "keep" the rest is taken as written. Returns a root-relative
+ * path without leading slash ("" for the root).
+ */
+export function followInRoot(
+  rel: string,
+  lookup: (p: string) => RootEntryKind,
+  missing: "fail" | "keep",
+): string | undefined {
+  let rest = rel.split("/");
+  let out: string[] = [];
+  let hops = 0;
+  while (rest.length) {
+    const seg = rest.shift()!;
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      out.pop();
+      continue;
+    }
+    const kind = lookup([...out, seg].join("/"));
+    if (kind === undefined && missing === "fail") return undefined;
+    if (typeof kind === "object") {
+      if (++hops > 255)
+        throw new StrataError("INVALID_ARGUMENT", `too many levels of symbolic links: /${rel}`);
+      if (kind.link.startsWith("/")) out = [];
+      rest = [...kind.link.split("/"), ...rest];
+      continue;
+    }
+    out.push(seg);
+  }
+  return out.join("/");
+}
+
+/** followInRoot over a real directory: the host path a bind mount or a `cp` of `root/rel` must use. */
+export function resolveInRoot(root: string, rel: string): string {
+  const inside = followInRoot(
+    rel,
+    (p) => {
+      const abs = path.join(root, p);
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      return !st ? undefined : st.isSymbolicLink() ? { link: readlinkSync(abs) } : "other";
+    },
+    "keep",
+  )!;
+  return path.join(root, inside);
 }

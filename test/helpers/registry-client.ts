@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { Transform } from "node:stream";
 import tar from "tar-stream";
-import { freePort, request } from "./registry-servers.js";
+import { distributionConfig, freePort, request } from "./registry-servers.js";
 
 export function sha256(b: Buffer | string): string {
   return `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -53,36 +53,11 @@ export async function startDistribution(
   const dir = tmp("cncf");
   const root = opts.root ?? path.join(dir, "root");
   const port = opts.port ?? (await freePort());
-  const auth = opts.htpasswd
-    ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${opts.htpasswd}\n`
-    : "";
   const address = opts.address ?? "127.0.0.1";
-  const tls = opts.tls
-    ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n${
-        opts.tls.clientCas
-          ? `    clientcas:\n${opts.tls.clientCas.map((c) => `      - ${c}\n`).join("")}`
-          : ""
-      }`
-    : "";
   const cfg = path.join(dir, "config.yml");
   writeFileSync(
     cfg,
-    `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${root}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: ${address}:${port}
-${tls}${auth}`,
+    distributionConfig({ root, addr: `${address}:${port}`, htpasswd: opts.htpasswd, tls: opts.tls }),
   );
   const url = `${opts.tls ? "https" : "http"}://${address}:${port}`;
   const log: string[] = [];

@@ -147,6 +147,40 @@ export async function startStrata(
   return wrap("strata", url, root, proc, log);
 }
 
+/**
+ * A config.yml for Debian's CNCF distribution: filesystem storage at `root`, deletes enabled,
+ * no upload purging, optional htpasswd auth and TLS (with client CAs for mutual TLS).
+ */
+export function distributionConfig(o: {
+  root: string;
+  addr: string;
+  htpasswd?: string;
+  tls?: { cert: string; key: string; clientCas?: string[] };
+}): string {
+  const auth = o.htpasswd ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${o.htpasswd}\n` : "";
+  const tls = o.tls
+    ? `  tls:\n    certificate: ${o.tls.cert}\n    key: ${o.tls.key}\n${
+        o.tls.clientCas ? `    clientcas:\n${o.tls.clientCas.map((c) => `      - ${c}\n`).join("")}` : ""
+      }`
+    : "";
+  return `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${o.root}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: ${o.addr}
+${tls}${auth}`;
+}
+
 /** Start Debian's CNCF distribution with a generated config.yml (deletes enabled). */
 export async function startDistribution(
   opts: { htpasswd?: string; root?: string } = {},
@@ -154,27 +188,8 @@ export async function startDistribution(
   const dir = tempDir("cncf");
   const root = opts.root ?? path.join(dir, "root");
   const port = await freePort();
-  const auth = opts.htpasswd
-    ? `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${opts.htpasswd}\n`
-    : "";
-  const yml = `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${root}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:${port}
-${auth}`;
   const cfg = path.join(dir, "config.yml");
-  await fsp.writeFile(cfg, yml);
+  await fsp.writeFile(cfg, distributionConfig({ root, addr: `127.0.0.1:${port}`, htpasswd: opts.htpasswd }));
   const proc = spawn("docker-registry", ["serve", cfg], { stdio: ["ignore", "pipe", "pipe"] });
   const log: string[] = [];
   proc.stderr!.on("data", (d: Buffer) => log.push(d.toString()));

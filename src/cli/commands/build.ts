@@ -1,9 +1,8 @@
-import { existsSync, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import type { BuildOutput } from "../../engine/index.js";
-import { findListing } from "../../util/index.js";
 import type { Context } from "../context.js";
 import { collect, ExitError } from "../output.js";
 import { PlainProgress } from "../progress.js";
@@ -111,12 +110,9 @@ export function registerBuildCommands(program: Command, ctx: Context): void {
         [],
       )
       .action(async (context: string, o) => {
-        // List the context now (unless the entry point already did), on the other core, while
-        // the engine loads.
-        const listed =
-          context !== "-" && existsSync(context)
-            ? (ctx.contextListing(context) ?? findListing(context))
-            : undefined;
+        // The entry point may have started listing this context already; otherwise the
+        // builder lists it.
+        const listed = context !== "-" ? ctx.contextListing(context) : undefined;
         const engine = await ctx.engine();
         const { parsePlatform } = await import("../../oci/index.js");
         let contextDir = context;
