@@ -26,6 +26,7 @@ import {
   startStrata,
   tempDir,
 } from "../test/helpers/registry-servers.js";
+import { ensureBuilt } from "./lib.js";
 
 const run = promisify(execFile);
 const durationArg = process.argv.indexOf("--duration");
@@ -87,28 +88,8 @@ async function skopeoPush20(reg: RegistryProcess, layouts: string[]): Promise<nu
   return (performance.now() - t0) / 1000;
 }
 
-/**
- * Bundle the CLI helper with esbuild (it comes with tsx) so the server runs as plain
- * JavaScript, like `node dist/main.js` in production: tsx's loader alone costs ~30 MB RSS.
- */
-async function bundle(): Promise<string> {
-  // Inside the repository (.bench-out/ is ignored) so node resolves node_modules from it.
-  const out = path.resolve(import.meta.dirname, "../.bench-out/strata-registry.mjs");
-  const esbuild = await import("esbuild");
-  await esbuild.build({
-    entryPoints: [path.resolve(import.meta.dirname, "../test/helpers/registry-cli.ts")],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    packages: "external",
-    outfile: out,
-  });
-  return out;
-}
-
 async function main(): Promise<void> {
-  const entry = await bundle();
+  ensureBuilt();
   const layouts: string[] = [];
   for (let i = 0; i < 20; i++) {
     const dir = path.join(tempDir("bench-layout"), "l");
@@ -119,7 +100,7 @@ async function main(): Promise<void> {
   }
   const results: Record<string, { manifest: WrkResult; blob: WrkResult; push: number; rss: number }> = {};
   for (const [name, start] of [
-    ["strata", () => startStrata({ bundle: entry, config: { log: { requests: false } } })],
+    ["strata", () => startStrata({ config: { log: { requests: false } } })],
     ["distribution", () => startDistribution()],
   ] as const) {
     const reg = await start();

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { StrataError } from "../util/index.js";
 import { mapLimit, type StatCache } from "./checksum.js";

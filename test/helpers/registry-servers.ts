@@ -1,6 +1,6 @@
 /**
  * Real registry processes for the registry-server tests: Strata's (`strata registry serve`
- * from source, in its own process) and CNCF distribution (Debian's `docker-registry`), plus
+ * from the built CLI, in its own process) and CNCF distribution (Debian's `docker-registry`), plus
  * a small raw HTTP client so tests control every header (Content-Length, Content-Range).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -12,7 +12,8 @@ import os from "node:os";
 import path from "node:path";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
-const CLI = path.join(REPO_ROOT, "test/helpers/registry-cli.ts");
+/** The CLI as it ships (`npm run build`); tests run what users run. */
+export const STRATA_CLI = path.join(REPO_ROOT, "dist/bin/main.js");
 
 /** Is a tool on PATH? Under CI a missing tool is an error, never a skip (STYLE §22). */
 export function haveTool(name: string): boolean {
@@ -93,26 +94,11 @@ function wrap(
  * config file. Resolves when it prints its URL.
  */
 export async function startStrata(
-  opts: {
-    root?: string;
-    config?: Record<string, unknown>;
-    addr?: string;
-    args?: string[];
-    /** A prebuilt JS entry (the benchmark's bundle) run with plain node instead of tsx. */
-    bundle?: string;
-  } = {},
+  opts: { root?: string; config?: Record<string, unknown>; addr?: string; args?: string[] } = {},
 ): Promise<RegistryProcess> {
   const dir = tempDir("reg");
   const root = opts.root ?? path.join(dir, "root");
-  const args = [
-    ...(opts.bundle ? [opts.bundle] : ["--import", "tsx", CLI]),
-    "registry",
-    "serve",
-    "--root",
-    root,
-    "--addr",
-    opts.addr ?? "127.0.0.1:0",
-  ];
+  const args = [STRATA_CLI, "registry", "serve", "--root", root, "--addr", opts.addr ?? "127.0.0.1:0"];
   if (opts.config) {
     const file = path.join(dir, "config.json");
     await fsp.writeFile(file, JSON.stringify(opts.config));

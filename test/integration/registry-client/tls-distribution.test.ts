@@ -7,8 +7,7 @@
  *   with `client.cert` + `client.key` from the same directory, and refused without them;
  * - a client certificate without its key is a clear error.
  */
-import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

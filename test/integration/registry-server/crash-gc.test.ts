@@ -10,18 +10,23 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { blob, makeImage, OCI_MANIFEST, pushBlob, pushImage, sha256 } from "../../helpers/registry-images.js";
-import { REPO_ROOT, type RegistryProcess, request, startStrata } from "../../helpers/registry-servers.js";
+import {
+  REPO_ROOT,
+  type RegistryProcess,
+  request,
+  STRATA_CLI,
+  startStrata,
+} from "../../helpers/registry-servers.js";
 
 const pexec = promisify(execFile);
 
 /** `strata registry <args>` as a separate process; resolves with exit code and output. */
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await pexec(
-      process.execPath,
-      ["--import", "tsx", path.join(REPO_ROOT, "test/helpers/registry-cli.ts"), "registry", ...args],
-      { cwd: REPO_ROOT, timeout: 120_000 },
-    );
+    const { stdout, stderr } = await pexec(process.execPath, [STRATA_CLI, "registry", ...args], {
+      cwd: REPO_ROOT,
+      timeout: 120_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -237,14 +242,15 @@ describe("gc and fsck through the CLI", () => {
       for (const [i, im] of images.entries()) await pushImage(reg.url, `race/app${i % 2}`, `t${i}`, im);
       pushing = false;
     })();
-    const gcs: number[] = [];
-    while (pushing) {
+    const failures: string[] = [];
+    const gc = async () => {
       const r = await cli(["gc", "--root", reg.root, "--delete-untagged"]);
-      gcs.push(r.code);
-    }
+      if (r.code !== 0) failures.push(`exit ${r.code}: ${r.stderr.trim()}`);
+    };
+    while (pushing) await gc();
     await pushes;
-    gcs.push((await cli(["gc", "--root", reg.root, "--delete-untagged"])).code);
-    expect(gcs.every((c) => c === 0)).toBe(true);
+    await gc();
+    expect(failures).toEqual([]);
     for (const [i, im] of images.entries()) {
       const r = await request("GET", `${reg.url}/v2/race/app${i % 2}/manifests/t${i}`, {
         headers: { Accept: OCI_MANIFEST },
