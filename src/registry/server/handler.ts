@@ -317,7 +317,13 @@ export class RegistryHandler {
           ? this.d.policy.catalogAllowed(ctx.user)
           : this.d.policy.allowed(ctx.user, r.name, r.action));
     }
-    if (known) throw new HttpError(403, "DENIED", "requested access to the resource is denied");
+    const detail = r
+      ? [{ Type: r.type, Name: r.name, Action: r.type === "registry" ? "*" : r.action }]
+      : undefined;
+    // The 403 carries the access record as its detail, like the 401: docker's client turns
+    // an error with neither detail nor a message of its own into a bare code, which its
+    // push does not recognise as final and retries five times over 50 seconds.
+    if (known) throw new HttpError(403, "DENIED", "requested access to the resource is denied", {}, detail);
     const ch = this.challenge(ctx, r);
     const extra = this.mode === "token" && ctx.claims ? ',error="insufficient_scope"' : "";
     throw new HttpError(
@@ -325,7 +331,7 @@ export class RegistryHandler {
       "UNAUTHORIZED",
       "authentication required",
       { "WWW-Authenticate": ch + extra },
-      r ? [{ Type: r.type, Name: r.name, Action: r.type === "registry" ? "*" : r.action }] : undefined,
+      detail,
     );
   }
 

@@ -114,7 +114,11 @@ describe.skipIf(!hasDocker)("dockerd interop", () => {
 
     await d.docker(["login", host, "-u", "eve", "--password-stdin"], { input: "eve-pass" });
     await d.docker(["tag", "strata-test/busybox:base", `${host}/tok/eve:1`]);
-    await expect(d.docker(["push", `${host}/tok/eve:1`])).rejects.toThrow(/denied|unauthorized/i);
+    const before = tokenReg!.logs().length;
+    await expect(d.docker(["push", `${host}/tok/eve:1`])).rejects.toThrow(/denied: requested access/);
+    // The refusal is final: docker tries a mount and an upload once, it does not retry.
+    const uploads = tokenReg!.logs().slice(before).match(/eve "POST \/v2\/tok\/eve\/blobs\/uploads\//g);
+    expect(uploads?.length).toBeLessThanOrEqual(2);
     await d.docker(["rmi", `${host}/tok/busybox:1`]);
     const evePull = await d.docker(["pull", `${host}/tok/busybox:1`]);
     expect(evePull.stdout).toMatch(/Downloaded newer image|Image is up to date/);
