@@ -117,7 +117,10 @@ describe.skipIf(!hasDocker)("dockerd interop", () => {
     const before = tokenReg!.logs().length;
     await expect(d.docker(["push", `${host}/tok/eve:1`])).rejects.toThrow(/denied: requested access/);
     // The refusal is final: docker tries a mount and an upload once, it does not retry.
-    const uploads = tokenReg!.logs().slice(before).match(/eve "POST \/v2\/tok\/eve\/blobs\/uploads\//g);
+    const uploads = tokenReg!
+      .logs()
+      .slice(before)
+      .match(/eve "POST \/v2\/tok\/eve\/blobs\/uploads\//g);
     expect(uploads?.length).toBeLessThanOrEqual(2);
     await d.docker(["rmi", `${host}/tok/busybox:1`]);
     const evePull = await d.docker(["pull", `${host}/tok/busybox:1`]);
