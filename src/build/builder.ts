@@ -41,7 +41,14 @@ import {
 import { findRuntime, resolveUser, runProcess } from "../runtime/index.js";
 import { diffUpper, findOpaqueDirs, type LayerSource, Snapshotter } from "../snapshot/index.js";
 import type { LayerRecord, Store } from "../store/index.js";
-import { atomicWriteFile, errorMessage, preloadLock, resolveInRoot, StrataError } from "../util/index.js";
+import {
+  atomicWriteFile,
+  errorMessage,
+  preloadLock,
+  type QuickListing,
+  resolveInRoot,
+  StrataError,
+} from "../util/index.js";
 import { isUrl, prepareAdd } from "./add.js";
 import { contextBindDigest } from "./bind.js";
 import { CopyMemo, layoutsDir, mapLimit, StatCache } from "./checksum.js";
@@ -80,8 +87,8 @@ export interface BuildRequest {
   /** `--check`: run the build checks only, build nothing. */
   checkOnly?: boolean;
   signal?: AbortSignal;
-  /** find's listing of contextDir, when the caller started it early (util's findListing). */
-  listed?: Promise<Buffer>;
+  /** find's quick listing of contextDir, when the caller started it early (util's quickListing). */
+  listed?: Promise<QuickListing>;
 }
 
 export interface CheckResult {
@@ -266,7 +273,7 @@ export class Builder {
     };
     const loadContext = async () => {
       await listContextOnce();
-      context ??= listing!.entries();
+      context ??= await listing!.entries();
       return context;
     };
     /** The entries a COPY's sources can see: their top-level subtrees when that is enough. */
@@ -283,7 +290,9 @@ export class Builder {
       contextViewP ??= (async () => {
         if (!matcher) return undefined;
         const included = await loadContext();
-        const all = (await ContextListing.list(req.contextDir, undefined)).entries();
+        const all = await (
+          listing?.unfiltered() ?? (await ContextListing.list(req.contextDir, undefined))
+        ).entries();
         const hidden: string[] = [];
         for (const p of all.keys()) {
           if (included.has(p)) continue;

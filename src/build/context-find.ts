@@ -1,6 +1,14 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { PatternMatcher } from "../dockerfile/index.js";
-import { findListing, StrataError } from "../util/index.js";
+import {
+  errorMessage,
+  fullListing,
+  isStrataError,
+  type ListedTop,
+  type QuickListing,
+  quickListing,
+  StrataError,
+} from "../util/index.js";
 import { type ContextEntry, type ContextEntryType, compareUtf8 } from "./context.js";
 
 const TYPES: Record<string, ContextEntryType> = {
@@ -17,81 +25,51 @@ const TYPES: Record<string, ContextEntryType> = {
 const GLOB = /[*?[\\]/;
 
 /**
- * The build context as one native walk by GNU find (one process, ~5x faster than statting
- * every entry from JavaScript), kept as find's raw output and parsed only where a step
- * needs entries.
+ * The build context as native walks by GNU find (one process, ~5x faster than statting
+ * every entry from JavaScript):
  *
- * - `signature(sources)` digests the raw records a COPY's sources can see, without parsing
- *   them: when it equals an earlier build's, the step's inputs are unchanged (path, type,
- *   mode, owner, size, mtime, ctime, inode of every entry), so the builder can reuse that
- *   build's cache key without listing, matching, resolving or hashing anything.
- * - `entries(sources)` parses, filters through the .dockerignore matcher and sorts (byte
- *   order of the UTF-8 paths, like walkContext) only the top-level subtrees the sources
- *   name, or everything.
+ * - the quick listing (util's quickListing: path, type, size, ctime, inode), grouped and
+ *   digested per top-level entry as it streams in. `signature(sources)` combines the
+ *   digests of the subtrees a COPY's sources can see: when it equals an earlier build's,
+ *   the step's inputs are unchanged, so the builder can reuse that build's cache key
+ *   without listing, matching, resolving or hashing anything.
+ * - `entries(tops)` lists only the top-level subtrees asked for (or everything) again with
+ *   the full record (mode, owner, times, links), filters them through the .dockerignore
+ *   matcher and sorts them (byte order of the UTF-8 paths, like walkContext).
  *
  * Only for matchers without `!` exceptions: then an excluded directory excludes everything
  * below it, which is what this applies. Symlinks are listed, never followed (find's -P).
  */
 export class ContextListing {
-  /** Records grouped by their first path component: flat [start, end, start, end, …] ranges of `raw`. */
-  private readonly groups = new Map<string, number[]>();
-  /** The type letter of each top-level entry itself. */
-  private readonly topTypes = new Map<string, string>();
-  private readonly groupBytes = new Map<string, number>();
   private readonly parsed = new Map<string, ContextEntry[]>();
   private whole?: string;
 
   private constructor(
     readonly root: string,
-    private readonly raw: string,
+    private readonly quick: QuickListing,
     private readonly matcher: PatternMatcher | undefined,
-  ) {
-    let pos = 0;
-    let lastTop = "";
-    let last: number[] | undefined;
-    while (pos < raw.length) {
-      const a = raw.indexOf("\0", pos);
-      const b = a < 0 ? -1 : raw.indexOf("\0", a + 1);
-      const c = b < 0 ? -1 : raw.indexOf("\0", b + 1);
-      if (c < 0) break;
-      const slash = raw.indexOf("/", pos);
-      const top = raw.slice(pos, slash >= 0 && slash < a ? slash : a);
-      if (top !== lastTop || !last) {
-        last = this.groups.get(top);
-        if (!last) this.groups.set(top, (last = []));
-        lastTop = top;
-      }
-      if (last.length && last[last.length - 1] === pos) last[last.length - 1] = c + 1;
-      else last.push(pos, c + 1);
-      const type = raw[a + 1]!;
-      if (!(slash >= 0 && slash < a)) this.topTypes.set(top, type);
-      if (type === "f") {
-        // The size is the fifth field.
-        let f = a + 1;
-        for (let k = 0; k < 4; k++) f = raw.indexOf(" ", f) + 1;
-        const size = Number(raw.slice(f, raw.indexOf(" ", f)));
-        this.groupBytes.set(top, (this.groupBytes.get(top) ?? 0) + size);
-      }
-      pos = c + 1;
-    }
-  }
+  ) {}
 
-  /** `listed`: find's output for `root` when the caller started it early (util's findListing). */
+  /** `listed`: the quick listing of `root` when the caller started it early (util's quickListing). */
   static async list(
     root: string,
     matcher: PatternMatcher | undefined,
-    listed?: Promise<Buffer>,
+    listed?: Promise<QuickListing>,
   ): Promise<ContextListing> {
     if (matcher?.exclusions())
       throw new StrataError("INTERNAL", "listContext cannot apply exception patterns");
-    const out = await (listed ?? findListing(root));
-    return new ContextListing(root, out.toString("utf8"), matcher);
+    return new ContextListing(root, await asStrataError(listed ?? quickListing(root)), matcher);
+  }
+
+  /** The same listing before .dockerignore (its entries are every entry in the context). */
+  unfiltered(): ContextListing {
+    return new ContextListing(this.root, this.quick, undefined);
   }
 
   /** Bytes of the regular files under top-level entries the .dockerignore keeps. */
   get bytes(): number {
     let n = 0;
-    for (const [top, b] of this.groupBytes) if (!this.matcher?.matches(top)) n += b;
+    for (const [top, t] of this.quick.tops) if (!this.matcher?.matches(top)) n += t.bytes;
     return n;
   }
 
@@ -107,33 +85,47 @@ export class ContextListing {
       const clean = s.replace(/^(?:\.?\/)+/, "").replace(/\/+\.?$/, "");
       if (clean === "" || clean === "." || clean === ".." || clean.includes("/") || GLOB.test(clean))
         return undefined;
-      const t = this.topTypes.get(clean);
+      const t = this.quick.tops.get(clean)?.type;
       if (t !== "d" && t !== "f") return undefined;
       tops.add(clean);
     }
     return tops;
   }
 
-  /** A digest of every raw record the sources can see (the whole context when `topsFor` declines). */
+  /** A digest of every record the sources can see (the whole context when `topsFor` declines). */
   signature(sources: readonly string[]): string {
     const tops = this.topsFor(sources);
-    const h = createHash("sha256");
     if (!tops) {
-      this.whole ??= createHash("sha256").update(this.raw).digest("hex");
+      if (this.whole === undefined) {
+        const h = createHash("sha256");
+        for (const t of [...this.quick.tops.keys()].sort()) topDigest(h, t, this.quick.tops.get(t)!);
+        this.whole = h.digest("hex");
+      }
       return `all:${this.whole}`;
     }
-    for (const t of [...tops].sort()) {
-      const r = this.groups.get(t)!;
-      h.update(`${t}\0${r.length}\0`);
-      for (let i = 0; i < r.length; i += 2) h.update(this.raw.slice(r[i], r[i + 1]));
-    }
+    const h = createHash("sha256");
+    for (const t of [...tops].sort()) topDigest(h, t, this.quick.tops.get(t)!);
     return `tops:${h.digest("hex")}`;
   }
 
-  /** Parsed, filtered and sorted entries of the given top-level subtrees, or of everything. */
-  entries(tops?: ReadonlySet<string>): Map<string, ContextEntry> {
+  /** Entries of the given top-level subtrees, or of everything: listed in full, filtered and sorted. */
+  async entries(tops?: ReadonlySet<string>): Promise<Map<string, ContextEntry>> {
+    const want = [...(tops ?? this.quick.tops.keys())];
+    const missing = want.filter((t) => !this.parsed.has(t));
+    if (missing.length) {
+      const raw = (await asStrataError(fullListing(this.root, tops ? missing : undefined))).toString("utf8");
+      const got = this.parse(raw);
+      for (const t of missing) this.parsed.set(t, got.get(t) ?? []);
+      // A whole listing may show entries that came after the quick one: keep them too.
+      if (!tops)
+        for (const [t, list] of got) {
+          if (this.parsed.has(t)) continue;
+          this.parsed.set(t, list);
+          want.push(t);
+        }
+    }
     const list: ContextEntry[] = [];
-    for (const t of tops ?? this.groups.keys()) list.push(...this.parse(t));
+    for (const t of want) list.push(...this.parsed.get(t)!);
     const ascii = !list.some((e) => /[^\0-\ud7ff]/.test(e.relPath));
     // UTF-16 order is UTF-8 byte order below the surrogates: the plain comparison then.
     list.sort(
@@ -144,61 +136,74 @@ export class ContextListing {
     return new Map(list.map((e) => [e.relPath, e]));
   }
 
-  /** find's raw output, every entry before .dockerignore: for cheap scans (the secret-path check). */
+  /** find's quick output, every entry before .dockerignore: for cheap scans over the paths (ASCII patterns). */
   rawText(): string {
-    return this.raw;
+    return this.quick.raw.toString("latin1");
   }
 
-  private parse(top: string): ContextEntry[] {
-    let done = this.parsed.get(top);
-    if (done) return done;
-    done = [];
-    const raw = this.raw;
-    const r = this.groups.get(top) ?? [];
+  /** Full records, grouped by top-level entry, the .dockerignore applied. */
+  private parse(raw: string): Map<string, ContextEntry[]> {
+    const out = new Map<string, ContextEntry[]>();
     const excludedDirs = new Set<string>();
     const matcher = this.matcher;
-    for (let i = 0; i < r.length; i += 2) {
-      let pos = r[i]!;
-      const end = r[i + 1]!;
-      while (pos < end) {
-        const a = raw.indexOf("\0", pos);
-        const b = raw.indexOf("\0", a + 1);
-        const c = raw.indexOf("\0", b + 1);
-        const relPath = raw.slice(pos, a);
-        const f = raw.slice(a + 1, b).split(" ");
-        pos = c + 1;
-        const type = TYPES[f[0]!];
-        if (!type) continue;
-        const slash = relPath.lastIndexOf("/");
-        if (slash > 0 && excludedDirs.has(relPath.slice(0, slash))) {
-          if (type === "dir") excludedDirs.add(relPath);
-          continue;
-        }
-        if (matcher?.matches(relPath)) {
-          if (type === "dir") excludedDirs.add(relPath);
-          continue;
-        }
-        const e: ContextEntry = {
-          relPath,
-          type,
-          mode: Number.parseInt(f[1]!, 8),
-          uid: Number(f[2]),
-          gid: Number(f[3]),
-          size: Number(f[4]),
-          mtimeMs: Number(f[5]) * 1000,
-          ctimeMs: Number(f[6]) * 1000,
-          dev: Number(f[7]),
-          ino: Number(f[8]),
-          nlink: Number(f[9]),
-          rdev: 0,
-        };
-        if (type === "symlink") e.linkTarget = raw.slice(b + 1, c);
-        done.push(e);
+    let pos = 0;
+    while (pos < raw.length) {
+      const a = raw.indexOf("\0", pos);
+      const b = a < 0 ? -1 : raw.indexOf("\0", a + 1);
+      const c = b < 0 ? -1 : raw.indexOf("\0", b + 1);
+      if (c < 0) break;
+      // find prints the starting point's "./" before every path.
+      const relPath = raw.slice(raw.startsWith("./", pos) ? pos + 2 : pos, a);
+      const f = raw.slice(a + 1, b).split(" ");
+      const linkTarget = raw.slice(b + 1, c);
+      pos = c + 1;
+      const type = TYPES[f[0]!];
+      if (!type || relPath === "" || relPath === ".") continue;
+      const slash = relPath.lastIndexOf("/");
+      if (slash > 0 && excludedDirs.has(relPath.slice(0, slash))) {
+        if (type === "dir") excludedDirs.add(relPath);
+        continue;
       }
+      if (matcher?.matches(relPath)) {
+        if (type === "dir") excludedDirs.add(relPath);
+        continue;
+      }
+      const e: ContextEntry = {
+        relPath,
+        type,
+        mode: Number.parseInt(f[1]!, 8),
+        uid: Number(f[2]),
+        gid: Number(f[3]),
+        size: Number(f[4]),
+        mtimeMs: Number(f[5]) * 1000,
+        ctimeMs: Number(f[6]) * 1000,
+        dev: Number(f[7]),
+        ino: Number(f[8]),
+        nlink: Number(f[9]),
+        rdev: 0,
+      };
+      if (type === "symlink") e.linkTarget = linkTarget;
+      const first = relPath.indexOf("/");
+      const top = first < 0 ? relPath : relPath.slice(0, first);
+      let group = out.get(top);
+      if (!group) out.set(top, (group = []));
+      group.push(e);
     }
-    this.parsed.set(top, done);
-    return done;
+    return out;
   }
+}
+
+/** find's failures (util/find rejects with plain Errors) as the CLI reports I/O errors. */
+async function asStrataError<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw isStrataError(e) ? e : new StrataError("IO_ERROR", errorMessage(e), { cause: e });
+  }
+}
+
+function topDigest(h: Hash, name: string, t: ListedTop): void {
+  h.update(`${name}\0${t.records}\0${t.digest}\0`);
 }
 
 /**
@@ -209,5 +214,5 @@ export async function listContext(
   root: string,
   matcher: PatternMatcher | undefined,
 ): Promise<ContextEntry[]> {
-  return [...(await ContextListing.list(root, matcher)).entries().values()];
+  return [...(await (await ContextListing.list(root, matcher)).entries()).values()];
 }

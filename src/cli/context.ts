@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import type { Engine } from "../engine/index.js";
+import type { QuickListing } from "../util/index.js";
 import type { Io } from "./output.js";
 
 /** What every command gets: its I/O and a lazily opened engine (root from the global flags). */
@@ -12,5 +13,5 @@ export interface Context {
    */
   takeSupervisorStandby(): ChildProcess | undefined;
   /** find's listing of a build context the entry point started early, if it guessed this directory. */
-  contextListing(dir: string): Promise<Buffer> | undefined;
+  contextListing(dir: string): Promise<QuickListing> | undefined;
 }

@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import type { Engine } from "../engine/index.js";
-import { errorMessage } from "../util/index.js";
+import { errorMessage, type QuickListing } from "../util/index.js";
 import { registerBuildCommands } from "./commands/build.js";
 import { registerContainerCommands } from "./commands/containers.js";
 import { registerDistributionCommands } from "./commands/distribution.js";
@@ -17,8 +17,8 @@ export const VERSION = "0.1.0";
 export interface RunOptions {
   /** A container supervisor started in standby by the entry point (see main.ts). */
   supervisorStandby?: ChildProcess;
-  /** Build contexts the entry point started listing (util's findListing), by absolute path. */
-  contextListings?: Map<string, Promise<Buffer>>;
+  /** Build contexts the entry point started listing (util's quickListing), by absolute path. */
+  contextListings?: Map<string, Promise<QuickListing>>;
   /** Register only this command's group: the entry point sets it for `build`. */
   only?: "build";
 }

@@ -1,4 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,8 +84,82 @@ describe("listContext (find-based) agrees with walkContext", () => {
   it("parses only the subtrees asked for, filtered like the whole listing", async () => {
     const m = new PatternMatcher(["**/*.ts"]);
     const l = await ContextListing.list(root, m);
-    const part = [...l.entries(new Set(["src"])).keys()];
+    const part = [...(await l.entries(new Set(["src"]))).keys()];
     expect(part).toEqual(["src", "src/a", "src/a/b"]);
-    expect([...l.entries().keys()].filter((p) => p === "src" || p.startsWith("src/"))).toEqual(part);
+    expect([...(await l.entries()).keys()].filter((p) => p === "src" || p.startsWith("src/"))).toEqual(part);
+  });
+});
+
+describe("quickListing streams find's output", () => {
+  it("groups and digests per top-level entry exactly as one whole read would, across many chunks", async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "strata-quick-"));
+    try {
+      // Enough long names that find's output (over 400 KB) arrives in many pipe reads.
+      for (const top of ["alpha", "beta", "gamma"]) {
+        mkdirSync(path.join(root, top, "deep/er"), { recursive: true });
+        for (let i = 0; i < 1500; i++)
+          writeFileSync(
+            path.join(root, top, i % 2 ? "deep/er" : "", `${"n".repeat(60)}-${i}.txt`),
+            "x".repeat(i % 7),
+          );
+      }
+      writeFileSync(path.join(root, "Dockerfile"), "FROM scratch\n");
+      symlinkSync("alpha", path.join(root, "link"));
+      const { quickListing, QUICK_LISTING_FORMAT } = await import("../../../src/util/index.js");
+      const got = await quickListing(root);
+      const whole = execFileSync("find", [".", "-mindepth", "1", "-printf", QUICK_LISTING_FORMAT], {
+        cwd: root,
+      });
+      expect(got.raw.equals(whole)).toBe(true);
+      expect(whole.length).toBeGreaterThan(400_000);
+      // The reference: split the whole output into records and group them by hand.
+      const want = new Map<
+        string,
+        { type: string; bytes: number; records: number; hash: ReturnType<typeof createHash> }
+      >();
+      let pos = 0;
+      while (pos < whole.length) {
+        const a = whole.indexOf(0, pos);
+        const b = whole.indexOf(0, a + 1);
+        const p = whole.toString("utf8", pos, a);
+        const [type, size] = whole.toString("utf8", a + 1, b).split(" ");
+        const top = p.split("/")[0]!;
+        let g = want.get(top);
+        if (!g) want.set(top, (g = { type: "", bytes: 0, records: 0, hash: createHash("sha256") }));
+        if (!p.includes("/")) g.type = type!;
+        g.records++;
+        if (type === "f") g.bytes += Number(size);
+        g.hash.update(whole.subarray(pos, b + 1));
+        pos = b + 1;
+      }
+      expect([...got.tops.keys()].sort()).toEqual([...want.keys()].sort());
+      for (const [top, g] of want)
+        expect(got.tops.get(top)).toEqual({
+          type: g.type,
+          bytes: g.bytes,
+          records: g.records,
+          digest: g.hash.digest("hex"),
+        });
+      expect(got.tops.get("alpha")!.records).toBe(1503);
+      expect(got.tops.get("link")!.type).toBe("l");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("a chmod alone (ctime) changes the source's signature; the full entries show the new mode", async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "strata-quick-"));
+    try {
+      mkdirSync(path.join(root, "src"));
+      writeFileSync(path.join(root, "src/a.sh"), "echo hi\n");
+      const before = (await ContextListing.list(root, undefined)).signature(["src"]);
+      await new Promise((r) => setTimeout(r, 20));
+      chmodSync(path.join(root, "src/a.sh"), 0o755);
+      const l = await ContextListing.list(root, undefined);
+      expect(l.signature(["src"])).not.toBe(before);
+      expect((await l.entries(new Set(["src"]))).get("src/a.sh")!.mode & 0o777).toBe(0o755);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
