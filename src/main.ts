@@ -1,11 +1,8 @@
 #!/usr/bin/env node
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import vm from "node:vm";
-import { crc32 } from "node:zlib";
 // util/find.js alone (no util index): the listing starts before anything else loads.
 import { type QuickListing, quickListing } from "./util/find.js";
 
@@ -75,8 +72,14 @@ type Cli = typeof import("./cli/index.js");
  * successful exit, when absent or refused by V8 (other flags, another V8); where the
  * directory is not writable there is simply no cache. STRATA_NO_COMPILE_CACHE=1 turns it off.
  */
-function loadCli(command: string | undefined): Cli | Promise<Cli> {
+async function loadCli(command: string | undefined): Promise<Cli> {
   if (typeof __STRATA_CLI__ !== "string") return import("./cli/index.js");
+  // Loaded after find and the supervisor have started (zlib alone takes 2 ms to load).
+  const [{ default: vm }, { crc32 }, { createRequire }] = await Promise.all([
+    import("node:vm"),
+    import("node:zlib"),
+    import("node:module"),
+  ]);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = path.join(here, __STRATA_CLI__);
   const source = readFileSync(file, "utf8");

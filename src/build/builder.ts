@@ -147,9 +147,12 @@ function copyIdentity(c: CopyCommand | AddCommand, chain: string, workdir: strin
 /** Files a COPY must miss in the stat cache before it hashes them while packing its layer. */
 const SPECULATE_FILES = 64;
 
-/** Could some path in find's raw output look like a credential? (isLikelySecretPath decides.) */
+/**
+ * Could some path in find's raw output look like a credential? (isLikelySecretPath decides.)
+ * Top-level names follow a 0x01 there (util's quick listing).
+ */
 const MAYBE_SECRET =
-  /(?:^|[\0/])(?:\.ssh\/|\.aws\/|\.env|id_rsa|id_dsa|id_ecdsa|id_ed25519|\.npmrc|\.pypirc|\.git-credentials)|\.(?:pem|key)\0/i;
+  /(?:^|[\0/\x01])(?:\.ssh\/|\.aws\/|\.env|id_rsa|id_dsa|id_ecdsa|id_ed25519|\.npmrc|\.pypirc|\.git-credentials)|\.(?:pem|key)\0/i;
 
 const h = (...parts: unknown[]) => createHash("sha256").update(JSON.stringify(parts)).digest("hex");
 const goQuoteList = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(" ")}]`;

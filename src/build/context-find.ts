@@ -66,7 +66,11 @@ export class ContextListing {
     return new ContextListing(this.root, this.quick, undefined);
   }
 
-  /** Bytes of the regular files under top-level entries the .dockerignore keeps. */
+  /**
+   * Bytes of the listing under top-level entries the .dockerignore keeps: what was read to
+   * see the context (BuildKit reports the bytes it sent, which for an unchanged context are
+   * its file records too).
+   */
   get bytes(): number {
     let n = 0;
     for (const [top, t] of this.quick.tops) if (!this.matcher?.matches(top)) n += t.bytes;
@@ -203,7 +207,7 @@ async function asStrataError<T>(p: Promise<T>): Promise<T> {
 }
 
 function topDigest(h: Hash, name: string, t: ListedTop): void {
-  h.update(`${name}\0${t.records}\0${t.digest}\0`);
+  h.update(`${name}\0${t.digest}\0`);
 }
 
 /**

@@ -1,14 +1,32 @@
 import { spawn } from "node:child_process";
-import { createHash, type Hash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 
 /**
  * The quick listing's record: the path, then type, size, ctime and inode. Enough to see
  * that nothing changed: any write, chmod, chown, link or rename of an entry moves its
- * ctime, a replacement changes its inode. find prints it about a fifth faster than the
- * full record (fewer fields to format), which matters because the no-change build waits
- * for it.
+ * ctime, a replacement changes its inode. find prints it a fifth faster than the full
+ * record (fewer fields to format), and the no-change build waits for it. A top-level
+ * entry's record starts with the byte 0x01 (find's `-path` test tells them apart), so
+ * that the subtrees can be cut apart without parsing each record.
  */
-export const QUICK_LISTING_FORMAT = "%P\\0%y %s %C@ %i\\0";
+const QUICK_RECORD = "%P\\0%y %s %C@ %i\\0";
+export const QUICK_LISTING_ARGS: readonly string[] = [
+  ".",
+  "-mindepth",
+  "1",
+  "(",
+  "-path",
+  "./*/*",
+  "-printf",
+  QUICK_RECORD,
+  ")",
+  "-o",
+  "-printf",
+  `\\001${QUICK_RECORD}`,
+];
 
 /**
  * The full record, for the steps that need entries: the path (with the starting point's
@@ -21,10 +39,8 @@ export const FULL_LISTING_FORMAT = "%p\\0%y %m %U %G %s %T@ %C@ %D %i %n\\0%l\\0
 export interface ListedTop {
   /** find's type letter of the top-level entry itself (f, d, l, …). */
   type: string;
-  /** Bytes of the regular files in the subtree. */
+  /** Bytes of the subtree's records in the listing. */
   bytes: number;
-  /** Number of records (entries) in the subtree, the top-level entry included. */
-  records: number;
   /** sha256 of the subtree's raw records, in find's order. */
   digest: string;
 }
@@ -36,88 +52,96 @@ export interface QuickListing {
   tops: Map<string, ListedTop>;
 }
 
-interface TopState {
-  type: string;
-  bytes: number;
-  records: number;
-  hash: Hash;
-}
-
 /**
  * Every entry below `root` (symlinks never followed) listed by one GNU find process in the
- * quick format, grouped and digested per top-level entry while find's output streams in:
- * the entry point starts it before the CLI loads, so the walk runs on the other core and
- * the parsing in between module loads. The returned promise may be dropped unawaited (a
- * failure is then ignored).
+ * quick format, cut into subtrees per top-level entry and digested. The entry point
+ * starts it before the CLI loads, so the walk runs on the other core meanwhile. find
+ * writes to an unlinked temporary file, not a pipe: a pipe holds 64 KiB, and find would
+ * stop whenever the CLI, busy loading, does not read it. The returned promise may be
+ * dropped unawaited (a failure is then ignored).
  */
 export function quickListing(root: string): Promise<QuickListing> {
-  const tops = new Map<string, TopState>();
-  const chunks: Buffer[] = [];
-  let pending: Buffer | undefined;
-  let cur: TopState | undefined;
-  /** The current top's name as latin1 text, to compare with the next record's. */
-  let curName = "\0";
-
-  // Scanned as a latin1 string (one byte, one char): the string builtins are the fastest
-  // way through ~15,000 records while the CLI is still loading.
-  const take = (chunk: Buffer) => {
-    chunks.push(chunk);
-    const data = pending ? Buffer.concat([pending, chunk]) : chunk;
-    pending = undefined;
-    const text = data.toString("latin1");
-    let pos = 0;
-    // The start of the current run of records of one top, hashed in one update.
-    let run = 0;
-    for (;;) {
-      const a = text.indexOf("\0", pos);
-      const b = a < 0 ? -1 : text.indexOf("\0", a + 1);
-      if (b < 0) {
-        if (pos < data.length) pending = data.subarray(pos);
-        break;
-      }
-      let slash = text.indexOf("/", pos);
-      const isTop = slash < 0 || slash > a;
-      if (isTop) slash = a;
-      if (slash - pos !== curName.length || !text.startsWith(curName, pos)) {
-        if (cur && pos > run) cur.hash.update(data.subarray(run, pos));
-        run = pos;
-        curName = text.slice(pos, slash);
-        const name = data.toString("utf8", pos, slash);
-        cur = tops.get(name);
-        if (!cur) tops.set(name, (cur = { type: "", bytes: 0, records: 0, hash: createHash("sha256") }));
-      }
-      const type = text[a + 1]!;
-      if (isTop) cur!.type = type;
-      cur!.records++;
-      if (type === "f") cur!.bytes += Number(text.slice(a + 3, text.indexOf(" ", a + 3)));
-      pos = b + 1;
-    }
-    if (cur && pos > run) cur.hash.update(data.subarray(run, pos));
-  };
-
+  let out: number | "pipe" = "pipe";
+  try {
+    const tmp = path.join(tmpdir(), `strata-listing-${process.pid}-${randomBytes(6).toString("hex")}`);
+    out = openSync(tmp, "wx+", 0o600);
+    unlinkSync(tmp);
+  } catch {
+    // No writable temporary directory: through the pipe then.
+  }
   const p = new Promise<QuickListing>((resolve, reject) => {
-    const child = spawn("find", [".", "-mindepth", "1", "-printf", QUICK_LISTING_FORMAT], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn("find", QUICK_LISTING_ARGS, { cwd: root, stdio: ["ignore", out, "pipe"] });
+    const chunks: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", take);
-    child.stderr.on("data", (c: Buffer) => err.push(c));
-    child.on("error", reject);
+    child.stdout?.on("data", (c: Buffer) => chunks.push(c));
+    child.stderr!.on("data", (c: Buffer) => err.push(c));
+    child.on("error", (e) => {
+      if (typeof out === "number") closeSync(out);
+      reject(e);
+    });
     child.on("close", (code) => {
-      if (code !== 0) {
-        reject(listingError(err));
+      let raw: Buffer;
+      try {
+        if (typeof out === "number") {
+          raw = Buffer.allocUnsafe(fstatSync(out).size);
+          let off = 0;
+          while (off < raw.length) {
+            const n = readSync(out, raw, off, raw.length - off, off);
+            if (n === 0) break;
+            off += n;
+          }
+          closeSync(out);
+          raw = raw.subarray(0, off);
+        } else raw = Buffer.concat(chunks);
+      } catch (e) {
+        reject(e);
         return;
       }
-      const out = new Map<string, ListedTop>();
-      for (const [name, t] of tops)
-        out.set(name, { type: t.type, bytes: t.bytes, records: t.records, digest: t.hash.digest("hex") });
-      resolve({ raw: Buffer.concat(chunks), tops: out });
+      if (code !== 0) reject(listingError(err));
+      else resolve({ raw, tops: subtrees(raw) });
     });
   });
   p.catch(() => {});
   return p;
 }
+
+/**
+ * Cut the quick listing into subtrees. find walks depth-first, so each top-level entry's
+ * records follow it; a top-level record starts the listing or follows a NUL with 0x01.
+ * A 0x01 can also begin a name; such a candidate is taken only when its path has no "/",
+ * which a deeper entry's always has.
+ */
+export function subtrees(raw: Buffer): Map<string, ListedTop> {
+  const tops = new Map<string, ListedTop>();
+  const next = (from: number): number => {
+    for (let at = raw.indexOf(BOUNDARY, from); at >= 0; at = raw.indexOf(BOUNDARY, at + 1)) {
+      const start = at + 1;
+      const nul = raw.indexOf(0, start);
+      const slash = raw.indexOf(0x2f, start);
+      if (nul > 0 && (slash < 0 || slash > nul)) return start;
+    }
+    return -1;
+  };
+  let s = raw.length && raw[0] === 1 ? 0 : next(0);
+  while (s >= 0) {
+    const n = next(s);
+    const end = n < 0 ? raw.length : n;
+    const nul = raw.indexOf(0, s);
+    const name = raw.toString("utf8", s + 1, nul);
+    const digest = createHash("sha256").update(raw.subarray(s, end)).digest("hex");
+    const had = tops.get(name);
+    tops.set(name, {
+      type: String.fromCharCode(raw[nul + 1]!),
+      bytes: end - s + (had?.bytes ?? 0),
+      // find lists a subtree in one piece; should it not, both pieces count, in order.
+      digest: had ? createHash("sha256").update(`${had.digest}${digest}`).digest("hex") : digest,
+    });
+    s = n;
+  }
+  return tops;
+}
+
+const BOUNDARY = Buffer.from([0, 1]);
 
 /**
  * The full records (FULL_LISTING_FORMAT) of the given top-level entries and everything

@@ -90,11 +90,11 @@ describe("listContext (find-based) agrees with walkContext", () => {
   });
 });
 
-describe("quickListing streams find's output", () => {
-  it("groups and digests per top-level entry exactly as one whole read would, across many chunks", async () => {
+describe("quickListing cuts find's output into subtrees", () => {
+  it("groups and digests per top-level entry exactly as splitting every record would", async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), "strata-quick-"));
     try {
-      // Enough long names that find's output (over 400 KB) arrives in many pipe reads.
+      // Enough long names that find's output is far larger than a pipe's buffer.
       for (const top of ["alpha", "beta", "gamma"]) {
         mkdirSync(path.join(root, top, "deep/er"), { recursive: true });
         for (let i = 0; i < 1500; i++)
@@ -105,43 +105,37 @@ describe("quickListing streams find's output", () => {
       }
       writeFileSync(path.join(root, "Dockerfile"), "FROM scratch\n");
       symlinkSync("alpha", path.join(root, "link"));
-      const { quickListing, QUICK_LISTING_FORMAT } = await import("../../../src/util/index.js");
+      // A name that starts with the marker byte, and one inside it that does too.
+      mkdirSync(path.join(root, "\x01odd/\x01inner"), { recursive: true });
+      writeFileSync(path.join(root, "\x01odd/\x01inner/f"), "f");
+      const { quickListing, QUICK_LISTING_ARGS } = await import("../../../src/util/index.js");
       const got = await quickListing(root);
-      const whole = execFileSync("find", [".", "-mindepth", "1", "-printf", QUICK_LISTING_FORMAT], {
-        cwd: root,
-      });
+      const whole = execFileSync("find", [...QUICK_LISTING_ARGS], { cwd: root, maxBuffer: 1 << 26 });
       expect(got.raw.equals(whole)).toBe(true);
       expect(whole.length).toBeGreaterThan(400_000);
-      // The reference: split the whole output into records and group them by hand.
-      const want = new Map<
-        string,
-        { type: string; bytes: number; records: number; hash: ReturnType<typeof createHash> }
-      >();
+      // The reference: every record parsed, grouped by its path's first component.
+      const want = new Map<string, { type: string; start: number; end: number }>();
       let pos = 0;
       while (pos < whole.length) {
         const a = whole.indexOf(0, pos);
         const b = whole.indexOf(0, a + 1);
-        const p = whole.toString("utf8", pos, a);
-        const [type, size] = whole.toString("utf8", a + 1, b).split(" ");
-        const top = p.split("/")[0]!;
-        let g = want.get(top);
-        if (!g) want.set(top, (g = { type: "", bytes: 0, records: 0, hash: createHash("sha256") }));
-        if (!p.includes("/")) g.type = type!;
-        g.records++;
-        if (type === "f") g.bytes += Number(size);
-        g.hash.update(whole.subarray(pos, b + 1));
+        const top = whole[pos] === 1 && !whole.subarray(pos + 1, a).includes(0x2f);
+        const p = whole.toString("utf8", top ? pos + 1 : pos, a);
+        const name = p.split("/")[0]!;
+        if (top) want.set(name, { type: String.fromCharCode(whole[a + 1]!), start: pos, end: b + 1 });
+        else want.get(name)!.end = b + 1;
         pos = b + 1;
       }
       expect([...got.tops.keys()].sort()).toEqual([...want.keys()].sort());
-      for (const [top, g] of want)
-        expect(got.tops.get(top)).toEqual({
+      for (const [name, g] of want)
+        expect(got.tops.get(name)).toEqual({
           type: g.type,
-          bytes: g.bytes,
-          records: g.records,
-          digest: g.hash.digest("hex"),
+          bytes: g.end - g.start,
+          digest: createHash("sha256").update(whole.subarray(g.start, g.end)).digest("hex"),
         });
-      expect(got.tops.get("alpha")!.records).toBe(1503);
       expect(got.tops.get("link")!.type).toBe("l");
+      expect(got.tops.get("\x01odd")!.type).toBe("d");
+      expect(got.tops.size).toBe(6);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
