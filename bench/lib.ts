@@ -12,8 +12,15 @@ export const REPO = path.resolve(import.meta.dirname, "..");
 export const BENCH_OUT = path.join(REPO, ".bench-out");
 /** The shared workload (../shared/bench), generated once. */
 export const WORK = path.join(BENCH_OUT, "workload");
-/** The CLI as it ships: the bundle `npm run build` writes. */
-export const STRATA = [process.execPath, path.join(REPO, "dist/bin/main.js")];
+/**
+ * The CLI as users run it: the `strata` launcher (bin/strata, what `npm link` installs) in
+ * front of the bundle `npm run build` writes. STRATA_VIA=node runs `node dist/bin/main.js`
+ * instead: then node reads NODE_EXTRA_CA_CERTS at every start-up (see bin/strata).
+ */
+export const STRATA =
+  process.env.STRATA_VIA === "node"
+    ? [process.execPath, path.join(REPO, "dist/bin/main.js")]
+    : [path.join(REPO, "bin/strata")];
 
 /** Build the CLI only when there is none: a benchmark measures what was built. */
 export function ensureBuilt(): void {

@@ -1,6 +1,6 @@
 /**
- * `run --rm IMAGE true` from a warm store: median wall time of Strata (the built CLI,
- * dist/bin/main.js) against `docker run --rm` on a private dockerd, interleaved in the
+ * `run --rm IMAGE true` from a warm store: median wall time of Strata (the built CLI through
+ * bin/strata, or `node dist/bin/main.js` with STRATA_VIA=node; see bench/lib.ts) against `docker run --rm` on a private dockerd, interleaved in the
  * same run so machine load hits both alike. Both with their default network and with
  * `--network none` (the private dockerd runs with --bridge=none).
  *
@@ -12,9 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { startDockerd } from "../test/helpers/dockerd.js";
 import { busyboxRootfs } from "../test/helpers/fixtures.js";
+import { STRATA } from "./lib.js";
 
-const REPO = path.resolve(import.meta.dirname, "..");
-const STRATA = [path.join(REPO, "dist/bin/main.js")];
 const RUNS = Number(process.argv[2] ?? 15);
 
 function timeIt(cmd: string, args: string[]): number {
@@ -32,14 +31,14 @@ const median = (xs: number[]) => {
 
 const root = mkdtempSync(path.join(os.tmpdir(), "strata-bench-run-"));
 const rootfs = busyboxRootfs();
-execFileSync(process.execPath, [...STRATA, "--root", root, "import", rootfs, "bb:1"]);
+execFileSync(STRATA[0]!, [...STRATA.slice(1), "--root", root, "import", rootfs, "bb:1"]);
 const d = await startDockerd();
 try {
   await d.docker(["import", rootfs, "bb:1"]);
   const docker = (extra: string[]) => () =>
     timeIt("docker", ["-H", d.host, "run", "--rm", ...extra, "bb:1", "true"]);
   const strata = (extra: string[]) => () =>
-    timeIt(process.execPath, [...STRATA, "--root", root, "run", "--rm", ...extra, "bb:1", "true"]);
+    timeIt(STRATA[0]!, [...STRATA.slice(1), "--root", root, "run", "--rm", ...extra, "bb:1", "true"]);
   const cases: [string, () => number][] = [
     ["strata run --rm (default: bridge via slirp4netns)", strata([])],
     ["docker run --rm (default network)", docker([])],

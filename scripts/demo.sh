@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STRATA_ROOT=${STRATA_ROOT:-/tmp/strata-demo}
-S="node dist/bin/main.js"
+S="bin/strata"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "+ making the base image busybox:local"

@@ -27,6 +27,8 @@ function supervisorStandby(argv: string[], i: number): ChildProcess | undefined 
       detached: true,
       stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
       cwd: "/",
+      // It opens no TLS connection: spare it Node's reading of the extra CA file at start-up.
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined },
     });
     child.on("error", () => {});
     child.unref();

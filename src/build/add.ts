@@ -7,7 +7,7 @@ import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { type Header, type Pack, extract as tarExtract } from "tar-stream";
-import { StrataError } from "../util/index.js";
+import { StrataError, TLS_VERIFY_REASONS, trustedCas } from "../util/index.js";
 import type { CopyItem } from "./copy.js";
 
 /**
@@ -268,9 +268,24 @@ export async function downloadUrl(
     throw new StrataError("INVALID_DIGEST", `invalid checksum digest format: ${opts.checksum}`);
   let res: Response;
   try {
-    res = await fetch(url, { redirect: "follow", signal: opts.signal });
+    const ca = trustedCas((await import("node:tls")).rootCertificates);
+    if (ca) {
+      // Extra CAs (bin/strata's STRATA_EXTRA_CA_CERTS): undici's own fetch and agent.
+      const undici = (await import("undici")) as typeof import("undici") & {
+        default?: typeof import("undici");
+      };
+      const u = undici.default ?? undici;
+      res = (await u.fetch(url, {
+        redirect: "follow",
+        signal: opts.signal,
+        dispatcher: new u.Agent({ connect: { ca } }),
+      })) as unknown as Response;
+    } else res = await fetch(url, { redirect: "follow", signal: opts.signal });
   } catch (e) {
-    throw new StrataError("REGISTRY_UNAVAILABLE", `failed to load ${url}: ${(e as Error).message}`, {
+    // fetch fails with "fetch failed"; the reason is its cause (Go's url.Error wording).
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    const reason = (cause?.code && TLS_VERIFY_REASONS[cause.code]) || cause?.message || (e as Error).message;
+    throw new StrataError("REGISTRY_UNAVAILABLE", `failed to load ${url}: Get "${url}": ${reason}`, {
       cause: e,
     });
   }

@@ -9,6 +9,17 @@ import { SUPERVISOR_CONFIG, type SupervisorConfig, ttyWrapped } from "./supervis
 export const CONTAINER_RUNTIME_ROOT = "/run/strata/containers";
 
 /** The supervisor's script, next to this module in dist/. */
+/**
+ * The supervisor's environment: the CLI's without NODE_EXTRA_CA_CERTS, which Node would read
+ * at start-up (tens of milliseconds for a whole CA bundle) for a process that opens no TLS
+ * connection.
+ */
+export function supervisorEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
 export const SUPERVISOR_SCRIPT = fileURLToPath(new URL("./supervisor.js", import.meta.url));
 
 export interface StartedSupervisor {
@@ -39,6 +50,7 @@ export async function startSupervisor(
       detached: true,
       stdio: [opts.attach ? "pipe" : "ignore", opts.attach ? "pipe" : "ignore", errFd ?? "pipe", "pipe"],
       cwd: "/",
+      env: supervisorEnv(),
     });
     if (errFd !== undefined) closeSync(errFd);
   }

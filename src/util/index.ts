@@ -6,3 +6,4 @@ export * from "./fs.js";
 export * from "./lock.js";
 export * from "./streams.js";
 export * from "./template.js";
+export * from "./tls-trust.js";

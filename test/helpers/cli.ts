@@ -5,6 +5,8 @@ import path from "node:path";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
 export const STRATA_BIN = path.join(REPO, "dist/bin/main.js");
+/** The `strata` command as installed (`npm link`): a shell launcher in front of STRATA_BIN. */
+export const STRATA_LAUNCHER = path.join(REPO, "bin/strata");
 
 export interface RunResult {
   code: number;
@@ -16,10 +18,17 @@ export interface RunResult {
 export function strata(
   root: string,
   args: string[],
-  opts: { input?: Buffer | string; env?: NodeJS.ProcessEnv; stdoutFile?: number } = {},
+  opts: {
+    input?: Buffer | string;
+    env?: NodeJS.ProcessEnv;
+    stdoutFile?: number;
+    /** Through bin/strata instead of `node dist/bin/main.js`. */
+    launcher?: boolean;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [STRATA_BIN, "--root", root, ...args], {
+    const [cmd, ...pre] = opts.launcher ? [STRATA_LAUNCHER] : [process.execPath, STRATA_BIN];
+    const p = spawn(cmd!, [...pre, "--root", root, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -5,7 +5,14 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import tls from "node:tls";
-import { errorMessage, isErrno, readAllLimited, StrataError } from "../../util/index.js";
+import {
+  errorMessage,
+  isErrno,
+  readAllLimited,
+  StrataError,
+  TLS_VERIFY_REASONS,
+  trustedCas,
+} from "../../util/index.js";
 import type { ResolvedClientOptions } from "./options.js";
 
 /** A request body: bytes, or an opener so the body can be sent again after a retry or a redirect. */
@@ -62,15 +69,7 @@ export function isTransientNetworkError(e: unknown): boolean {
   );
 }
 
-const TLS_VERIFY_CODES: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "x509: certificate signed by unknown authority",
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "x509: certificate signed by unknown authority",
-  SELF_SIGNED_CERT_IN_CHAIN: "x509: certificate signed by unknown authority",
-  DEPTH_ZERO_SELF_SIGNED_CERT: "x509: certificate signed by unknown authority",
-  CERT_HAS_EXPIRED: "x509: certificate has expired or is not yet valid",
-  CERT_NOT_YET_VALID: "x509: certificate has expired or is not yet valid",
-  ERR_TLS_CERT_ALTNAME_INVALID: "x509: certificate is not valid for this host",
-};
+const TLS_VERIFY_CODES = TLS_VERIFY_REASONS;
 
 /** Is this a TLS failure (verification, or a plain-HTTP server answering a TLS client)? */
 export function isTlsError(e: unknown): boolean {
@@ -151,7 +150,8 @@ export class Transport {
     const https = await import("node:https");
     const tlsOpts: https.AgentOptions = { ...common };
     const files = await this.certFiles(url.host);
-    if (files.ca?.length) tlsOpts.ca = [...tls.rootCertificates, ...files.ca];
+    const ca = trustedCas(tls.rootCertificates, files.ca);
+    if (ca) tlsOpts.ca = ca;
     if (files.cert && files.key) {
       tlsOpts.cert = files.cert;
       tlsOpts.key = files.key;

@@ -1,0 +1,49 @@
+import { readFileSync } from "node:fs";
+import { StrataError } from "./errors.js";
+
+/**
+ * Extra CA certificates, NODE_EXTRA_CA_CERTS's meaning, read when a TLS connection needs
+ * them rather than at every start-up. Node itself reads that file before running any
+ * JavaScript (55 ms for Debian's whole bundle on the reference machine, on every command),
+ * so the `strata` launcher (bin/strata) moves the variable to STRATA_EXTRA_CA_CERTS and
+ * the CLI's TLS clients (registry client, ADD and import URLs) add these certificates to
+ * Node's own roots. Run as `node dist/bin/main.js`, Node has read NODE_EXTRA_CA_CERTS
+ * itself and this is undefined.
+ */
+let cached: string[] | undefined | null = null;
+
+export function extraCaCerts(): string[] | undefined {
+  if (cached !== null) return cached;
+  const file = process.env.STRATA_EXTRA_CA_CERTS;
+  if (!file) return (cached = undefined);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new StrataError(
+      "TLS_ERROR",
+      `extra CA certificates (NODE_EXTRA_CA_CERTS=${file}): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return (cached = pems);
+}
+
+/** The CA list for a TLS client: Node's roots plus the extra certificates and `more`, or undefined for Node's default. */
+export function trustedCas(rootCertificates: readonly string[], more: string[] = []): string[] | undefined {
+  const extra = extraCaCerts();
+  if (!extra?.length && !more.length) return undefined;
+  return [...rootCertificates, ...(extra ?? []), ...more];
+}
+
+/** Node's certificate-verification error codes in the words of Go's crypto/x509, as Docker prints them. */
+export const TLS_VERIFY_REASONS: Readonly<Record<string, string>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "x509: certificate signed by unknown authority",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "x509: certificate signed by unknown authority",
+  SELF_SIGNED_CERT_IN_CHAIN: "x509: certificate signed by unknown authority",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "x509: certificate signed by unknown authority",
+  CERT_HAS_EXPIRED: "x509: certificate has expired or is not yet valid",
+  CERT_NOT_YET_VALID: "x509: certificate has expired or is not yet valid",
+  ERR_TLS_CERT_ALTNAME_INVALID: "x509: certificate is not valid for this host",
+};
