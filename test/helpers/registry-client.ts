@@ -21,6 +21,16 @@ export function sha256(b: Buffer | string): string {
   return `sha256:${createHash("sha256").update(b).digest("hex")}`;
 }
 
+/**
+ * This machine's first non-loopback IPv4 address: TLS tests serve there, because Strata
+ * (like docker) treats a loopback registry as insecure and would not verify it.
+ */
+export function outsideAddress(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  return undefined;
+}
+
 export function tmp(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `strata-rc-${prefix}-`));
 }

@@ -7,20 +7,19 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata } from "../helpers/cli.js";
 import { busyboxRootfs } from "../helpers/fixtures.js";
 import { testPki } from "../helpers/pki.js";
-import { clientEnv, type Distribution, startDistribution, tmp } from "../helpers/registry-client.js";
+import {
+  clientEnv,
+  type Distribution,
+  outsideAddress,
+  startDistribution,
+  tmp,
+} from "../helpers/registry-client.js";
 import { requires } from "../helpers/tools.js";
-
-function outsideAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
 
 const ip = outsideAddress();
 const need = requires({ tools: ["openssl", "docker-registry"] });

@@ -8,20 +8,19 @@
  * - a client certificate without its key is a clear error.
  */
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
 import { testPki } from "../../helpers/pki.js";
-import { clientEnv, type Distribution, startDistribution, tmp } from "../../helpers/registry-client.js";
+import {
+  clientEnv,
+  type Distribution,
+  outsideAddress,
+  startDistribution,
+  tmp,
+} from "../../helpers/registry-client.js";
 import { requires } from "../../helpers/tools.js";
-
-function outsideAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
 
 const ip = outsideAddress();
 const need = requires({ tools: ["openssl", "docker-registry"] });

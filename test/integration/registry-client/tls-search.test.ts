@@ -6,22 +6,16 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { strata } from "../../helpers/cli.js";
 import { busyboxRootfs } from "../../helpers/fixtures.js";
 import { testPki } from "../../helpers/pki.js";
-import { clientEnv, tmp } from "../../helpers/registry-client.js";
+import { clientEnv, outsideAddress, tmp } from "../../helpers/registry-client.js";
 import { freePort, type RegistryProcess, startStrata } from "../../helpers/registry-servers.js";
 import { requires } from "../../helpers/tools.js";
 
 /** The first non-loopback IPv4 address: a registry there is not "localhost" to Docker's rules. */
-function outsideAddress(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
 
 const ip = outsideAddress();
 const need = requires({ tools: ["openssl"] });
