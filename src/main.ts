@@ -97,9 +97,9 @@ async function loadCli(command: string | undefined): Promise<Cli> {
     try {
       // V8 does not checksum what it is given, and a damaged cache crashes it: the file
       // carries the data's length and CRC-32 (as Node 22's compile cache does), checked here.
-      const file = readFileSync(cacheFile);
-      const data = file.subarray(8);
-      if (file.length >= 8 && file.readUInt32LE(0) === data.length && file.readUInt32LE(4) === crc32(data))
+      const bytes = readFileSync(cacheFile);
+      const data = bytes.subarray(8);
+      if (bytes.length >= 8 && bytes.readUInt32LE(0) === data.length && bytes.readUInt32LE(4) === crc32(data))
         cachedData = data;
     } catch {
       // no cache yet

@@ -28,8 +28,8 @@ const GLOB = /[*?[\\]/;
  * The build context as native walks by GNU find (one process, ~5x faster than statting
  * every entry from JavaScript):
  *
- * - the quick listing (util's quickListing: path, type, size, ctime, inode), grouped and
- *   digested per top-level entry as it streams in. `signature(sources)` combines the
+ * - the quick listing (util's quickListing: path, type, size, ctime, inode), cut into
+ *   subtrees per top-level entry and digested. `signature(sources)` combines the
  *   digests of the subtrees a COPY's sources can see: when it equals an earlier build's,
  *   the step's inputs are unchanged, so the builder can reuse that build's cache key
  *   without listing, matching, resolving or hashing anything.
