@@ -76,12 +76,14 @@ type Cli = typeof import("./cli/index.js");
  */
 async function loadCli(command: string | undefined): Promise<Cli> {
   if (typeof __STRATA_CLI__ !== "string") return import("./cli/index.js");
-  // Loaded after find and the supervisor have started (zlib alone takes 2 ms to load).
-  const [{ default: vm }, { crc32 }, { createRequire }] = await Promise.all([
+  // Loaded after find and the supervisor have started.
+  const [{ default: vm }, { createHash }, { createRequire }] = await Promise.all([
     import("node:vm"),
-    import("node:zlib"),
+    import("node:crypto"),
     import("node:module"),
   ]);
+  // sha1 from crypto, which node has loaded already (zlib's crc32 would cost 2-3 ms to load).
+  const sum = (data: Buffer) => createHash("sha1").update(data).digest();
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = path.join(here, __STRATA_CLI__);
   const source = readFileSync(file, "utf8");
@@ -96,10 +98,14 @@ async function loadCli(command: string | undefined): Promise<Cli> {
   if (useCache) {
     try {
       // V8 does not checksum what it is given, and a damaged cache crashes it: the file
-      // carries the data's length and CRC-32 (as Node 22's compile cache does), checked here.
+      // carries the data's length and SHA-1 (Node 22's compile cache checks a CRC-32), checked here.
       const bytes = readFileSync(cacheFile);
-      const data = bytes.subarray(8);
-      if (bytes.length >= 8 && bytes.readUInt32LE(0) === data.length && bytes.readUInt32LE(4) === crc32(data))
+      const data = bytes.subarray(24);
+      if (
+        bytes.length >= 24 &&
+        bytes.readUInt32LE(0) === data.length &&
+        sum(data).equals(bytes.subarray(4, 24))
+      )
         cachedData = data;
     } catch {
       // no cache yet
@@ -126,10 +132,9 @@ async function loadCli(command: string | undefined): Promise<Cli> {
         mkdirSync(cacheDir, { recursive: true });
         const tmp = `${cacheFile}.${process.pid}.tmp`;
         const data = script.createCachedData();
-        const header = Buffer.alloc(8);
-        header.writeUInt32LE(data.length, 0);
-        header.writeUInt32LE(crc32(data), 4);
-        writeFileSync(tmp, Buffer.concat([header, data]));
+        const length = Buffer.alloc(4);
+        length.writeUInt32LE(data.length, 0);
+        writeFileSync(tmp, Buffer.concat([length, sum(data), data]));
         renameSync(tmp, cacheFile);
       } catch {
         // A read-only install: run without the cache.
