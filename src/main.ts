@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 // util/find.js alone (no util index): the listing starts before anything else loads.
-import { type QuickListing, quickListing } from "./util/find.js";
+import { quickListing, type RunningListing } from "./util/find.js";
 
 /** The CLI bundle's file name in dist/bin, set by scripts/bundle.mjs; undefined from sources. */
 declare const __STRATA_CLI__: string | undefined;
@@ -44,7 +44,7 @@ function supervisorStandby(argv: string[], i: number): ChildProcess | undefined 
  * context is guessed (the last argument after the command that is a directory); the build
  * command uses the listing only when it names that same directory.
  */
-function contextListingEarly(argv: string[], i: number): Map<string, Promise<QuickListing>> | undefined {
+function contextListingEarly(argv: string[], i: number): Map<string, RunningListing> | undefined {
   const at =
     argv[i] === "build"
       ? i
@@ -56,7 +56,13 @@ function contextListingEarly(argv: string[], i: number): Map<string, Promise<Qui
     .slice(at + 1)
     .filter((a) => !a.startsWith("-"))
     .reverse()
-    .find((a) => statSync(a, { throwIfNoEntry: false })?.isDirectory());
+    .find((a) => {
+      try {
+        return statSync(a, { throwIfNoEntry: false })?.isDirectory();
+      } catch {
+        return false; // ENOTDIR, EACCES: not the context; the build command will say why
+      }
+    });
   if (!dir) return undefined;
   return new Map([[path.resolve(dir), quickListing(dir)]]);
 }
@@ -95,7 +101,18 @@ async function loadCli(command: string | undefined): Promise<Cli> {
     `${path.basename(file, ".cjs")}.${key}.${process.version}-${process.arch}.bin`,
   );
   let cachedData: Buffer | undefined;
-  if (useCache) {
+  // The cache is code: used only from a directory and a file owned by whoever owns the
+  // bundle (who could change the bundle itself) and writable by nobody else.
+  const owner = statSync(file).uid;
+  const trusted = (p: string) => {
+    try {
+      const st = lstatSync(p);
+      return st.uid === owner && (st.mode & 0o022) === 0;
+    } catch {
+      return false;
+    }
+  };
+  if (useCache && trusted(cacheDir) && trusted(cacheFile)) {
     try {
       // V8 does not checksum what it is given, and a damaged cache crashes it: the file
       // carries the data's length and SHA-1 (Node 22's compile cache checks a CRC-32), checked here.
@@ -129,12 +146,17 @@ async function loadCli(command: string | undefined): Promise<Cli> {
     process.once("exit", (code) => {
       if (code !== 0) return;
       try {
-        mkdirSync(cacheDir, { recursive: true });
-        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        mkdirSync(cacheDir, { mode: 0o755 });
+      } catch {
+        // there already, or a read-only install
+      }
+      if (!trusted(cacheDir)) return;
+      try {
+        const tmp = `${cacheFile}.${process.pid}.${Date.now()}.tmp`;
         const data = script.createCachedData();
         const length = Buffer.alloc(4);
         length.writeUInt32LE(data.length, 0);
-        writeFileSync(tmp, Buffer.concat([length, sum(data), data]));
+        writeFileSync(tmp, Buffer.concat([length, sum(data), data]), { flag: "wx", mode: 0o644 });
         renameSync(tmp, cacheFile);
       } catch {
         // A read-only install: run without the cache.
@@ -163,12 +185,17 @@ run(argv, undefined, {
   supervisorStandby: supervisor,
   contextListings: listings,
   only: argv[command] === "build" ? "build" : undefined,
-}).then(
-  (status) => {
-    process.exitCode = status;
-  },
-  (e) => {
-    process.stderr.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+})
+  .then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (e) => {
+      process.stderr.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  )
+  // A build that failed before it used its listing does not wait for find to finish.
+  .finally(() => {
+    for (const l of listings?.values() ?? []) l.stop();
+  });

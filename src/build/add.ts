@@ -268,7 +268,7 @@ export async function downloadUrl(
     throw new StrataError("INVALID_DIGEST", `invalid checksum digest format: ${opts.checksum}`);
   let res: Response;
   try {
-    const ca = trustedCas((await import("node:tls")).rootCertificates);
+    const ca = trustedCas((await import("node:tls")).rootCertificates); // http may redirect to https
     if (ca) {
       // Extra CAs (bin/strata's STRATA_EXTRA_CA_CERTS): undici's own fetch and agent.
       const undici = (await import("undici")) as typeof import("undici") & {

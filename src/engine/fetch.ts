@@ -6,7 +6,7 @@ export async function openUrl(url: string, opts: { signal?: AbortSignal } = {}):
   // undici is CommonJS: bundled, its exports may sit on the module's default.
   const undici = (await import("undici")) as typeof import("undici") & { default?: typeof import("undici") };
   const u = undici.default ?? undici;
-  const ca = trustedCas((await import("node:tls")).rootCertificates);
+  const ca = trustedCas((await import("node:tls")).rootCertificates); // http may redirect to https
   const dispatcher = ca ? new u.Agent({ connect: { ca } }) : undefined;
   let target = url;
   for (let hops = 0; hops < 10; hops++) {

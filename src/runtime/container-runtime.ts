@@ -8,7 +8,6 @@ import { SUPERVISOR_CONFIG, type SupervisorConfig, ttyWrapped } from "./supervis
 /** Where runc keeps its state for Strata's containers (tmpfs: gone after a reboot, as containers are). */
 export const CONTAINER_RUNTIME_ROOT = "/run/strata/containers";
 
-/** The supervisor's script, next to this module in dist/. */
 /**
  * The supervisor's environment: the CLI's without NODE_EXTRA_CA_CERTS, which Node would read
  * at start-up (tens of milliseconds for a whole CA bundle) for a process that opens no TLS
@@ -20,6 +19,7 @@ export function supervisorEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The supervisor's script, next to this module in dist/. */
 export const SUPERVISOR_SCRIPT = fileURLToPath(new URL("./supervisor.js", import.meta.url));
 
 export interface StartedSupervisor {

@@ -1,18 +1,19 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
 /**
- * The quick listing's record: the path, then type, size, ctime and inode. Enough to see
- * that nothing changed: any write, chmod, chown, link or rename of an entry moves its
- * ctime, a replacement changes its inode. find prints it a fifth faster than the full
- * record (fewer fields to format), and the no-change build waits for it. A top-level
- * entry's record starts with the byte 0x01 (find's `-path` test tells them apart), so
- * that the subtrees can be cut apart without parsing each record.
+ * The quick listing's record: the path, then type, mode, owner, size, mtime, ctime and
+ * inode: what a step's inputs are made of, and ctime and inode besides, which move with any
+ * write, chmod, chown, link or replacement where a file system keeps them (a FUSE mount may
+ * not, hence the others). find prints it faster than the full record (no device, link
+ * count or symlink target), and the no-change build waits for it. A top-level entry's
+ * record starts with the byte 0x01 (find's `-path` test tells them apart), so that the
+ * subtrees can be cut apart without parsing each record.
  */
-const QUICK_RECORD = "%P\\0%y %s %C@ %i\\0";
+const QUICK_RECORD = "%P\\0%y %m %U %G %s %T@ %C@ %i\\0";
 export const QUICK_LISTING_ARGS: readonly string[] = [
   ".",
   "-mindepth",
@@ -53,6 +54,13 @@ export interface QuickListing {
 }
 
 /**
+ * A listing under way. `stop()` ends find early: it writes into a file, not a pipe, so
+ * nothing else would, and the process waits for its children (the entry point stops it
+ * once the command is done, used or not).
+ */
+export type RunningListing = Promise<QuickListing> & { stop(): void };
+
+/**
  * Every entry below `root` (symlinks never followed) listed by one GNU find process in the
  * quick format, cut into subtrees per top-level entry and digested. The entry point
  * starts it before the CLI loads, so the walk runs on the other core meanwhile. find
@@ -60,48 +68,78 @@ export interface QuickListing {
  * stop whenever the CLI, busy loading, does not read it. The returned promise may be
  * dropped unawaited (a failure is then ignored).
  */
-export function quickListing(root: string): Promise<QuickListing> {
+export function quickListing(root: string): RunningListing {
   let out: number | "pipe" = "pipe";
   try {
     const tmp = path.join(tmpdir(), `strata-listing-${process.pid}-${randomBytes(6).toString("hex")}`);
-    out = openSync(tmp, "wx+", 0o600);
-    unlinkSync(tmp);
+    const fd = openSync(tmp, "wx+", 0o600);
+    try {
+      unlinkSync(tmp);
+      out = fd;
+    } catch {
+      closeSync(fd);
+    }
   } catch {
     // No writable temporary directory: through the pipe then.
   }
+  const file = typeof out === "number" ? out : undefined;
+  let closed = false;
+  const closeFile = () => {
+    if (file !== undefined && !closed) {
+      closed = true;
+      closeSync(file);
+    }
+  };
+  let running: ChildProcess | undefined;
   const p = new Promise<QuickListing>((resolve, reject) => {
-    const child = spawn("find", QUICK_LISTING_ARGS, { cwd: root, stdio: ["ignore", out, "pipe"] });
+    let child: ChildProcess;
+    try {
+      child = spawn("find", QUICK_LISTING_ARGS, { cwd: root, stdio: ["ignore", out, "pipe"] });
+    } catch (e) {
+      closeFile();
+      reject(e);
+      return;
+    }
+    running = child;
     const chunks: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on("data", (c: Buffer) => chunks.push(c));
     child.stderr!.on("data", (c: Buffer) => err.push(c));
+    // 'close' follows 'error' (find missing, a vanished directory): settle and clean up there.
+    let spawnError: Error | undefined;
     child.on("error", (e) => {
-      if (typeof out === "number") closeSync(out);
-      reject(e);
+      spawnError = e;
     });
     child.on("close", (code) => {
+      running = undefined;
+      if (spawnError || code !== 0) {
+        closeFile();
+        reject(spawnError ?? listingError(err));
+        return;
+      }
       let raw: Buffer;
       try {
-        if (typeof out === "number") {
-          raw = Buffer.allocUnsafe(fstatSync(out).size);
+        if (file !== undefined) {
+          raw = Buffer.allocUnsafe(fstatSync(file).size);
           let off = 0;
           while (off < raw.length) {
-            const n = readSync(out, raw, off, raw.length - off, off);
+            const n = readSync(file, raw, off, raw.length - off, off);
             if (n === 0) break;
             off += n;
           }
-          closeSync(out);
           raw = raw.subarray(0, off);
         } else raw = Buffer.concat(chunks);
       } catch (e) {
         reject(e);
         return;
+      } finally {
+        closeFile();
       }
-      if (code !== 0) reject(listingError(err));
-      else resolve({ raw, tops: subtrees(raw) });
+      resolve({ raw, tops: subtrees(raw) });
     });
-  });
+  }) as RunningListing;
   p.catch(() => {});
+  p.stop = () => running?.kill();
   return p;
 }
 
@@ -117,8 +155,9 @@ export function subtrees(raw: Buffer): Map<string, ListedTop> {
     for (let at = raw.indexOf(BOUNDARY, from); at >= 0; at = raw.indexOf(BOUNDARY, at + 1)) {
       const start = at + 1;
       const nul = raw.indexOf(0, start);
-      const slash = raw.indexOf(0x2f, start);
-      if (nul > 0 && (slash < 0 || slash > nul)) return start;
+      // The slash is looked for in this path only: a search to the next slash anywhere
+      // would make many top-level files quadratic.
+      if (nul > 0 && !raw.subarray(start, nul).includes(0x2f)) return start;
     }
     return -1;
   };

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { StrataError } from "./errors.js";
+import { errorMessage } from "./errors.js";
 
 /**
  * Extra CA certificates, NODE_EXTRA_CA_CERTS's meaning, read when a TLS connection needs
@@ -12,22 +12,31 @@ import { StrataError } from "./errors.js";
  */
 let cached: string[] | undefined | null = null;
 
+/**
+ * The extra CA certificates, read once. An unreadable file is what Node makes of it: a
+ * warning, and the default roots only.
+ */
 export function extraCaCerts(): string[] | undefined {
   if (cached !== null) return cached;
   const file = process.env.STRATA_EXTRA_CA_CERTS;
   if (!file) return (cached = undefined);
-  let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    const text = readFileSync(file, "utf8");
+    return (cached = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []);
   } catch (e) {
-    throw new StrataError(
-      "TLS_ERROR",
-      `extra CA certificates (NODE_EXTRA_CA_CERTS=${file}): ${(e as Error).message}`,
-      { cause: e },
-    );
+    process.stderr.write(`Warning: Ignoring extra certs from \`${file}\`, load failed: ${errorMessage(e)}\n`);
+    return (cached = undefined);
   }
-  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  return (cached = pems);
+}
+
+/**
+ * The environment for a child process that may open TLS connections itself (a credential
+ * helper): NODE_EXTRA_CA_CERTS back as the user set it.
+ */
+export function tlsChildEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return env.STRATA_EXTRA_CA_CERTS && !env.NODE_EXTRA_CA_CERTS
+    ? { ...env, NODE_EXTRA_CA_CERTS: env.STRATA_EXTRA_CA_CERTS }
+    : env;
 }
 
 /** The CA list for a TLS client: Node's roots plus the extra certificates and `more`, or undefined for Node's default. */

@@ -6,7 +6,16 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,6 +101,23 @@ describe("the CLI's code cache", () => {
     expect(off.status).toBe(0);
     expect(off.stdout).toContain("Usage:");
     expect(cacheOf("tag")).toBeUndefined();
+  });
+
+  it("a cache directory others may write to is neither read nor written", () => {
+    rmSync(cacheOf("none")!);
+    chmodSync(cacheDir, 0o777);
+    expect(strata(["--version"]).status).toBe(0);
+    expect(cacheOf("none")).toBeUndefined();
+    chmodSync(cacheDir, 0o755);
+    expect(strata(["--version"]).status).toBe(0);
+    expect(wellFormed(cacheOf("none")!)).toBe(true);
+    // A cache file others may write to is not used either: it is made again.
+    const file = cacheOf("none")!;
+    const before = readFileSync(file);
+    chmodSync(file, 0o666);
+    writeFileSync(file, Buffer.concat([before.subarray(0, 24), Buffer.alloc(before.length - 24)]));
+    expect(strata(["--version"]).status).toBe(0);
+    expect(wellFormed(file)).toBe(true);
   });
 
   it("without a writable cache directory the command still works", () => {

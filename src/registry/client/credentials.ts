@@ -3,7 +3,7 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DOCKER_HUB_INDEX_SERVER, isDockerHub } from "../../reference/index.js";
-import { errorMessage, fsyncDir, isErrno, StrataError, tempNameFor } from "../../util/index.js";
+import { errorMessage, fsyncDir, isErrno, StrataError, tempNameFor, tlsChildEnv } from "../../util/index.js";
 
 /** What a registry login needs (docker's types.AuthConfig, the parts that matter to a client). */
 export interface AuthConfig {
@@ -225,7 +225,7 @@ export class DockerConfig implements CredentialSource {
         [action],
         {
           timeout: this.opts.helperTimeoutMs ?? 30_000,
-          env: this.opts.env ?? process.env,
+          env: tlsChildEnv(this.opts.env ?? process.env),
           maxBuffer: 1 << 20,
         },
         (err, stdout, stderr) => {

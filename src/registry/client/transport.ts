@@ -150,19 +150,16 @@ export class Transport {
     const https = await import("node:https");
     const tlsOpts: https.AgentOptions = { ...common };
     const files = await this.certFiles(url.host);
-    const ca = trustedCas(tls.rootCertificates, files.ca);
-    if (ca) tlsOpts.ca = ca;
-    if (files.cert && files.key) {
-      tlsOpts.cert = files.cert;
-      tlsOpts.key = files.key;
-    }
-    if (this.insecureTls.has(url.host)) {
-      tlsOpts.rejectUnauthorized = false;
-      // Nothing is verified: an empty CA list spares node building a store of every root
-      // and extra CA (30-90 ms) for the HTTPS attempt an insecure registry gets before plain
-      // HTTP, as with docker.
-      tlsOpts.ca = [];
-    }
+    const insecure = this.insecureTls.has(url.host);
+    // Nothing is verified for an insecure registry: an empty CA list spares node building a
+    // store of every root and extra CA (30-90 ms) for the HTTPS attempt it gets before plain
+    // HTTP, as with docker.
+    const ca = insecure ? [] : trustedCas(tls.rootCertificates, files.ca);
+    const client = files.cert && files.key ? { cert: files.cert, key: files.key } : {};
+    if (insecure) tlsOpts.rejectUnauthorized = false;
+    // One secure context for the origin: given `ca` per connection, node would build the
+    // CA store again for every socket.
+    if (ca || client.cert) tlsOpts.secureContext = tls.createSecureContext({ ca, ...client });
     return { request: https.request as typeof http.request, agent: new https.Agent(tlsOpts) };
   }
 

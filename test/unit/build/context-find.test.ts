@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -155,5 +155,31 @@ describe("quickListing cuts find's output into subtrees", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("subtrees", () => {
+  it("cuts 200,000 top-level records in linear time (a slash search per record would not end)", async () => {
+    const { subtrees } = await import("../../../src/util/index.js");
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 200_000; i++) parts.push(Buffer.from(`\x01f${i}\0f 644 0 0 1 1.0 1.0 ${i}\0`));
+    parts.push(Buffer.from("\x01dir\0d 755 0 0 0 1.0 1.0 1\0dir/x\0f 644 0 0 1 1.0 1.0 2\0"));
+    const t = performance.now();
+    const tops = subtrees(Buffer.concat(parts));
+    expect(performance.now() - t).toBeLessThan(5000);
+    expect(tops.size).toBe(200_001);
+    expect(tops.get("f123")!.type).toBe("f");
+    expect(tops.get("dir")!.bytes).toBe(
+      Buffer.byteLength("\x01dir\0d 755 0 0 0 1.0 1.0 1\0dir/x\0f 644 0 0 1 1.0 1.0 2\0"),
+    );
+  });
+
+  it("a listing that cannot run rejects and leaves no descriptor open", async () => {
+    const { quickListing } = await import("../../../src/util/index.js");
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    await expect(quickListing("/nonexistent/strata-context")).rejects.toThrow();
+    await expect(quickListing("/nonexistent/strata-context")).rejects.toThrow();
+    expect(fds()).toBe(before);
   });
 });
