@@ -143,11 +143,15 @@ export async function collectGarbage(root: string, opts: GcOptions = {}): Promis
     for (const b of referenced) marked.add(b);
 
     for (const id of await driver.list(paths.uploadsDir(repo))) {
-      const startedAt = Date.parse(
+      let startedAt = Date.parse(
         (await driver.getContent(paths.uploadStarted(repo, id)))?.toString("utf8") ?? "",
       );
-      const age = started - (Number.isNaN(startedAt) ? 0 : startedAt);
-      if (age < uploadMaxAge) continue;
+      // No start time yet: the session is being created right now (its directory exists,
+      // its startedat file is still being written). Its directory's time says how old it is;
+      // an upload is never purged for lack of the file (that purged live pushes).
+      if (Number.isNaN(startedAt))
+        startedAt = (await driver.stat(paths.upload(repo, id)))?.modTime.getTime() ?? started;
+      if (started - startedAt < uploadMaxAge) continue;
       report.uploadsPurged++;
       say(`purge upload ${repo} ${id}`);
       if (!opts.dryRun) await driver.delete(paths.upload(repo, id));

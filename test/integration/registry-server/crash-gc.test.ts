@@ -4,7 +4,7 @@
  * racing a gc.
  */
 import { execFile } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -234,14 +234,39 @@ describe("gc and fsck through the CLI", () => {
     expect((await request("GET", `${reg.url}/v2/gc/multi/manifests/${sig.digest}`)).status).toBe(200);
   }, 60_000);
 
+  it("an upload whose start time is not written yet is not purged", async () => {
+    const reg = await start();
+    // A repository with an image already (gc looks at uploads of repositories).
+    await pushImage(reg.url, "young/app", "v1", await makeImage());
+    const b = blob(Buffer.from("young upload"));
+    const post = await request("POST", `${reg.url}/v2/young/app/blobs/uploads/`);
+    expect(post.status).toBe(202);
+    // The moment gc can see: the session's directory is there, its startedat not yet.
+    const uploads = path.join(reg.root, "repositories/young/app/_uploads");
+    const [id] = readdirSync(uploads);
+    rmSync(path.join(uploads, id!, "startedat"));
+    const gc = await cli(["gc", "--root", reg.root]);
+    expect(gc.code).toBe(0);
+    expect(gc.stdout).toMatch(/0 stale uploads/);
+    const loc = new URL(post.header("location")!, reg.url);
+    loc.searchParams.set("digest", b.digest);
+    const put = await request("PUT", loc.toString(), {
+      headers: { "Content-Type": "application/octet-stream" },
+      body: b.data,
+    });
+    expect(put.status).toBe(201);
+  }, 60_000);
+
   it("a push racing repeated gc runs loses nothing", async () => {
     const reg = await start();
     const images = await Promise.all(Array.from({ length: 6 }, () => makeImage({ layers: 3 })));
     let pushing = true;
+    // A failed push ends the gc loop too (and fails the test), rather than leave it spinning.
     const pushes = (async () => {
       for (const [i, im] of images.entries()) await pushImage(reg.url, `race/app${i % 2}`, `t${i}`, im);
+    })().finally(() => {
       pushing = false;
-    })();
+    });
     const failures: string[] = [];
     const gc = async () => {
       const r = await cli(["gc", "--root", reg.root, "--delete-untagged"]);
