@@ -7,7 +7,7 @@ import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { type Header, type Pack, extract as tarExtract } from "tar-stream";
-import { StrataError, TLS_VERIFY_REASONS, trustedCas } from "../util/index.js";
+import { extraCaAgent, StrataError, TLS_VERIFY_REASONS, undiciModule } from "../util/index.js";
 import type { CopyItem } from "./copy.js";
 
 /**
@@ -268,17 +268,14 @@ export async function downloadUrl(
     throw new StrataError("INVALID_DIGEST", `invalid checksum digest format: ${opts.checksum}`);
   let res: Response;
   try {
-    const ca = trustedCas((await import("node:tls")).rootCertificates); // http may redirect to https
-    if (ca) {
-      // Extra CAs (bin/strata's STRATA_EXTRA_CA_CERTS): undici's own fetch and agent.
-      const undici = (await import("undici")) as typeof import("undici") & {
-        default?: typeof import("undici");
-      };
-      const u = undici.default ?? undici;
+    const dispatcher = await extraCaAgent(); // also for http: it may redirect to https
+    if (dispatcher) {
+      // Extra CAs (bin/strata's STRATA_EXTRA_CA_CERTS): undici's own fetch, with its agent.
+      const u = await undiciModule();
       res = (await u.fetch(url, {
         redirect: "follow",
         signal: opts.signal,
-        dispatcher: new u.Agent({ connect: { ca } }),
+        dispatcher,
       })) as unknown as Response;
     } else res = await fetch(url, { redirect: "follow", signal: opts.signal });
   } catch (e) {

@@ -1,13 +1,10 @@
 import type { Readable } from "node:stream";
-import { StrataError, trustedCas } from "../util/index.js";
+import { extraCaAgent, StrataError, undiciModule } from "../util/index.js";
 
 /** Open an http(s) URL as a stream (`import URL`), following redirects. */
 export async function openUrl(url: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
-  // undici is CommonJS: bundled, its exports may sit on the module's default.
-  const undici = (await import("undici")) as typeof import("undici") & { default?: typeof import("undici") };
-  const u = undici.default ?? undici;
-  const ca = trustedCas((await import("node:tls")).rootCertificates); // http may redirect to https
-  const dispatcher = ca ? new u.Agent({ connect: { ca } }) : undefined;
+  const u = await undiciModule();
+  const dispatcher = await extraCaAgent(); // also for http: it may redirect to https
   let target = url;
   for (let hops = 0; hops < 10; hops++) {
     const res = await u

@@ -2,22 +2,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { StrataError } from "../util/index.js";
+import { StrataError, tlsFreeEnv } from "../util/index.js";
 import { SUPERVISOR_CONFIG, type SupervisorConfig, ttyWrapped } from "./supervisor.js";
 
 /** Where runc keeps its state for Strata's containers (tmpfs: gone after a reboot, as containers are). */
 export const CONTAINER_RUNTIME_ROOT = "/run/strata/containers";
-
-/**
- * The supervisor's environment: the CLI's without NODE_EXTRA_CA_CERTS, which Node would read
- * at start-up (tens of milliseconds for a whole CA bundle) for a process that opens no TLS
- * connection.
- */
-export function supervisorEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
-  return env;
-}
 
 /** The supervisor's script, next to this module in dist/. */
 export const SUPERVISOR_SCRIPT = fileURLToPath(new URL("./supervisor.js", import.meta.url));
@@ -50,7 +39,7 @@ export async function startSupervisor(
       detached: true,
       stdio: [opts.attach ? "pipe" : "ignore", opts.attach ? "pipe" : "ignore", errFd ?? "pipe", "pipe"],
       cwd: "/",
-      env: supervisorEnv(),
+      env: tlsFreeEnv(), // it opens no TLS connection
     });
     if (errFd !== undefined) closeSync(errFd);
   }

@@ -138,12 +138,7 @@ export class Snapshotter {
             `unpacking the layer failed: ${Buffer.concat(err).toString().trim()}`,
           );
         }
-        const dest = path.join(this.dir, digestHex(chainId));
-        try {
-          await fsp.rename(tmp, dest);
-        } catch {
-          await fsp.rm(tmp, { recursive: true, force: true }); // already unpacked by someone else
-        }
+        await this.publish(tmp, chainId);
       },
       abort: async () => {
         p.kill();
@@ -151,6 +146,15 @@ export class Snapshotter {
         await fsp.rm(tmp, { recursive: true, force: true });
       },
     };
+  }
+
+  /** Move a finished snapshot into place under its chain ID; one made by someone else meanwhile wins. */
+  private async publish(tmp: string, chainId: Digest): Promise<void> {
+    try {
+      await fsp.rename(tmp, path.join(this.dir, digestHex(chainId)));
+    } catch {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
   }
 
   /**
@@ -184,12 +188,7 @@ export class Snapshotter {
           await fsp.rm(tmp, { recursive: true, force: true });
           throw new StrataError("IO_ERROR", `deriving the layer's snapshot failed: ${(e as Error).message}`);
         }
-        const dest = path.join(this.dir, digestHex(chainId));
-        try {
-          await fsp.rename(tmp, dest);
-        } catch {
-          await fsp.rm(tmp, { recursive: true, force: true }); // made by someone else meanwhile
-        }
+        await this.publish(tmp, chainId);
       },
       abort: async () => {
         await work.catch(() => {});

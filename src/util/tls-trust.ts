@@ -56,3 +56,36 @@ export const TLS_VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_NOT_YET_VALID: "x509: certificate has expired or is not yet valid",
   ERR_TLS_CERT_ALTNAME_INVALID: "x509: certificate is not valid for this host",
 };
+
+/**
+ * The environment for a child process that opens no TLS connection (the container
+ * supervisor): without NODE_EXTRA_CA_CERTS, which a Node child would read at start-up.
+ */
+export function tlsFreeEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, NODE_EXTRA_CA_CERTS: undefined };
+}
+
+type Undici = typeof import("undici");
+
+/** undici, loaded on first use (CommonJS: bundled, its exports may sit on the module's default). */
+export async function undiciModule(): Promise<Undici> {
+  const m = (await import("undici")) as Undici & { default?: Undici };
+  return m.default ?? m;
+}
+
+let extraAgent: Promise<import("undici").Agent | undefined> | undefined;
+
+/**
+ * One undici agent that trusts Node's roots plus the extra CAs, for the http(s) clients
+ * built on undici (ADD <url>, import <url>); undefined without extra CAs (the default
+ * dispatcher then). Made once: given `ca`, every connection would build the store again.
+ */
+export function extraCaAgent(): Promise<import("undici").Agent | undefined> {
+  extraAgent ??= (async () => {
+    if (!extraCaCerts()?.length) return undefined;
+    const ca = trustedCas((await import("node:tls")).rootCertificates);
+    const { Agent } = await undiciModule();
+    return new Agent({ connect: { ca } });
+  })();
+  return extraAgent;
+}

@@ -69,13 +69,14 @@ export function isTransientNetworkError(e: unknown): boolean {
   );
 }
 
-const TLS_VERIFY_CODES = TLS_VERIFY_REASONS;
-
 /** Is this a TLS failure (verification, or a plain-HTTP server answering a TLS client)? */
 export function isTlsError(e: unknown): boolean {
   const code = (e as { code?: string })?.code ?? "";
   return (
-    code in TLS_VERIFY_CODES || code === "EPROTO" || code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")
+    code in TLS_VERIFY_REASONS ||
+    code === "EPROTO" ||
+    code.startsWith("ERR_SSL") ||
+    code.startsWith("ERR_TLS")
   );
 }
 
@@ -83,7 +84,9 @@ export function isTlsError(e: unknown): boolean {
 export function requestError(method: string, url: string, e: unknown): StrataError {
   if (e instanceof StrataError) return e;
   const code = (e as { code?: string })?.code ?? "";
-  const reason = TLS_VERIFY_CODES[code] ? `${TLS_VERIFY_CODES[code]} (${errorMessage(e)})` : errorMessage(e);
+  const reason = TLS_VERIFY_REASONS[code]
+    ? `${TLS_VERIFY_REASONS[code]} (${errorMessage(e)})`
+    : errorMessage(e);
   const kind = isTlsError(e) ? "TLS_ERROR" : "REGISTRY_UNAVAILABLE";
   return new StrataError(kind, `${goMethod(method)} "${url}": ${reason}`, { cause: e });
 }

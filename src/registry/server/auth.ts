@@ -279,20 +279,28 @@ export class TokenAuthority {
       .sign(this.signing.key);
   }
 
-  /** The user a refresh token was issued to. Throws UNAUTHENTICATED. */
-  async verifyRefresh(token: string): Promise<string> {
-    let payload: Record<string, unknown>;
+  /** A token's claims once its signature, issuer and audience check out; else UNAUTHENTICATED. */
+  private async verifiedPayload(
+    token: string,
+    what: string,
+    clockTolerance?: number,
+  ): Promise<Record<string, unknown>> {
     try {
-      ({ payload } = await jwtVerify(token, this.verifyKey, {
+      const { payload } = await jwtVerify(token, this.verifyKey, {
         issuer: this.issuer,
         audience: this.service,
         algorithms: this.verifyAlgs,
-      }));
-    } catch (e) {
-      throw new StrataError("UNAUTHENTICATED", `invalid refresh token: ${(e as Error).message}`, {
-        cause: e,
+        clockTolerance,
       });
+      return payload;
+    } catch (e) {
+      throw new StrataError("UNAUTHENTICATED", `${what}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** The user a refresh token was issued to. Throws UNAUTHENTICATED. */
+  async verifyRefresh(token: string): Promise<string> {
+    const payload = await this.verifiedPayload(token, "invalid refresh token");
     if (payload.strata_refresh !== true || typeof payload.sub !== "string" || !payload.sub)
       throw new StrataError("UNAUTHENTICATED", "invalid refresh token: not a refresh token");
     return payload.sub;
@@ -303,17 +311,7 @@ export class TokenAuthority {
     const now = Date.now();
     const hit = this.verifiedCache.get(token);
     if (hit && hit.exp > now) return hit.claims;
-    let payload: Record<string, unknown>;
-    try {
-      ({ payload } = await jwtVerify(token, this.verifyKey, {
-        issuer: this.issuer,
-        audience: this.service,
-        algorithms: this.verifyAlgs,
-        clockTolerance: 30,
-      }));
-    } catch (e) {
-      throw new StrataError("UNAUTHENTICATED", `invalid token: ${(e as Error).message}`, { cause: e });
-    }
+    const payload = await this.verifiedPayload(token, "invalid token", 30);
     // A refresh token is only for the token endpoint.
     if (payload.strata_refresh !== undefined)
       throw new StrataError("UNAUTHENTICATED", "invalid token: a refresh token is not an access token");
